@@ -1,0 +1,92 @@
+#!/bin/sh
+# Renders envoy/envoy-demo.yaml.tmpl (or the template given) to stdout.
+#   envoy/render.sh [template] > envoy.yaml
+# POSIX sh + awk only: it also runs inside the official Envoy image (docker-compose.yml).
+#
+# Every ${NAME} outside comment lines in the template is replaced by the environment variable NAME; a name that is
+# neither set nor defaulted below is an error. Defaults = the native demo on loopback:
+#   LISTEN_ADDRESS=127.0.0.1  LISTEN_PORT=10000      Envoy's listener (the URL to open)
+#   ADMIN_ADDRESS=127.0.0.1   ADMIN_PORT=9901        Envoy's admin (stats: /stats?filter=bcl)
+#   IDP_ISSUER=http://127.0.0.1:3000                 issuer, as the browser reaches the IdP
+#   IDP_HOST=127.0.0.1        IDP_PORT=<from issuer> how Envoy reaches the IdP (cluster "idp")
+#   APP_HOST=127.0.0.1        APP_PORT=8081          the demo app (cluster "demo_app")
+#   CLIENT_ID=demo-app  CLIENT_SECRET=demo-app-secret  HMAC_SECRET=(demo value)
+#   REDIRECT_URI=%REQ(x-forwarded-proto)%://%REQ(:authority)%/oauth2/callback
+#   WASM_PATH=<repo>/target/wasm32-wasip1/release/envoy_backchannel_logout.wasm
+#   WITH_WASM=1               0 drops the filter (lines between @wasm-begin and @wasm-end)
+#   BCL_KEY_SOURCE_MODE=jwks_uri   jwks_uri | discovery | inline (see the template's header)
+#   BCL_JWKS_PUBLIC_FILE=<repo>/idp/dev-keys/jwks.public.json   (inline mode)
+#   BCL_KEY_SOURCE            overrides the whole key-source line (JSON members, no trailing comma)
+#   BCL_JWKS_REFRESH_SECONDS=300  BCL_JWKS_MIN_REFETCH_SECONDS=30
+set -eu
+
+here=$(cd "$(dirname "$0")" && pwd)
+repo=$(cd "$here/.." && pwd)
+template=${1:-$here/envoy-demo.yaml.tmpl}
+
+: "${LISTEN_ADDRESS:=127.0.0.1}"
+: "${LISTEN_PORT:=10000}"
+: "${ADMIN_ADDRESS:=127.0.0.1}"
+: "${ADMIN_PORT:=9901}"
+: "${IDP_ISSUER:=http://127.0.0.1:3000}"
+IDP_ISSUER=${IDP_ISSUER%/}
+: "${IDP_HOST:=127.0.0.1}"
+if [ -z "${IDP_PORT:-}" ]; then
+  # the port of the issuer URL (http default 80, https 443)
+  hostport=${IDP_ISSUER#*://}
+  hostport=${hostport%%/*}
+  case "$hostport" in
+    *:*) IDP_PORT=${hostport##*:} ;;
+    *) case "$IDP_ISSUER" in https:*) IDP_PORT=443 ;; *) IDP_PORT=80 ;; esac ;;
+  esac
+fi
+: "${APP_HOST:=127.0.0.1}"
+: "${APP_PORT:=8081}"
+: "${CLIENT_ID:=demo-app}"
+: "${CLIENT_SECRET:=demo-app-secret}"
+: "${HMAC_SECRET:=demo-hmac-secret-not-for-production}"
+: "${REDIRECT_URI:=%REQ(x-forwarded-proto)%://%REQ(:authority)%/oauth2/callback}"
+: "${WASM_PATH:=$repo/target/wasm32-wasip1/release/envoy_backchannel_logout.wasm}"
+: "${WITH_WASM:=1}"
+: "${BCL_KEY_SOURCE_MODE:=jwks_uri}"
+: "${BCL_JWKS_PUBLIC_FILE:=$repo/idp/dev-keys/jwks.public.json}"
+: "${BCL_JWKS_REFRESH_SECONDS:=300}"
+: "${BCL_JWKS_MIN_REFETCH_SECONDS:=30}"
+
+if [ -z "${BCL_KEY_SOURCE:-}" ]; then
+  case "$BCL_KEY_SOURCE_MODE" in
+    jwks_uri) BCL_KEY_SOURCE="\"jwks_uri\": \"$IDP_ISSUER/jwks\", \"cluster\": \"idp\"" ;;
+    discovery) BCL_KEY_SOURCE="\"discovery\": true, \"cluster\": \"idp\"" ;;
+    inline)
+      [ -r "$BCL_JWKS_PUBLIC_FILE" ] || { echo "render.sh: cannot read $BCL_JWKS_PUBLIC_FILE" >&2; exit 2; }
+      BCL_KEY_SOURCE="\"jwks\": $(tr -d '\n' < "$BCL_JWKS_PUBLIC_FILE")"
+      ;;
+    *) echo "render.sh: BCL_KEY_SOURCE_MODE must be jwks_uri, discovery or inline" >&2; exit 2 ;;
+  esac
+fi
+
+export LISTEN_ADDRESS LISTEN_PORT ADMIN_ADDRESS ADMIN_PORT IDP_ISSUER IDP_HOST IDP_PORT APP_HOST \
+  APP_PORT CLIENT_ID CLIENT_SECRET HMAC_SECRET REDIRECT_URI WASM_PATH WITH_WASM BCL_KEY_SOURCE \
+  BCL_JWKS_REFRESH_SECONDS BCL_JWKS_MIN_REFETCH_SECONDS
+
+awk -v with_wasm="$WITH_WASM" '
+  /^[ \t]*# @wasm-begin[ \t]*$/ { skipping = (with_wasm == "0"); next }
+  /^[ \t]*# @wasm-end[ \t]*$/ { skipping = 0; next }
+  skipping { next }
+  /^[ \t]*#/ { print; next }
+  {
+    line = $0; out = ""
+    while (match(line, /\$\{[A-Za-z_][A-Za-z0-9_]*\}/)) {
+      name = substr(line, RSTART + 2, RLENGTH - 3)
+      if (!(name in ENVIRON)) {
+        printf "render.sh: %s is not set (line %d)\n", name, NR > "/dev/stderr"
+        failed = 1
+        exit 3
+      }
+      out = out substr(line, 1, RSTART - 1) ENVIRON[name]
+      line = substr(line, RSTART + RLENGTH)
+    }
+    print out line
+  }
+  END { if (failed) exit 3 }
+' "$template"
