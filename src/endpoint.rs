@@ -1,0 +1,193 @@
+//! The back-channel logout endpoint as a sans-I/O state machine: the shell feeds it the
+//! request's headers, the body's progress and finally the body; it answers what to do.
+
+use crate::form::{extract_logout_token, is_form_urlencoded};
+use crate::logout_token::{claimed_issuer, validate, IssuerPolicy, KeySource, VerifiedLogout};
+use crate::rejection::Rejection;
+use crate::revocations::RevocationStore;
+use crate::shared_store::SharedStore;
+
+/// What to do once the request headers are known.
+#[derive(Debug, PartialEq, Eq)]
+pub enum HeadersStep {
+    /// Answer now with this refusal; the body is not read.
+    Refuse(Rejection),
+    /// Buffer the body, then call [`process_logout`].
+    ReadBody,
+}
+
+/// Decides on the request headers alone: method, content type, declared length.
+pub fn on_request_headers(
+    method: &str,
+    content_type: Option<&str>,
+    content_length: Option<&str>,
+    end_of_stream: bool,
+    max_body_bytes: usize,
+) -> HeadersStep {
+    if method != "POST" {
+        return HeadersStep::Refuse(Rejection::MethodNotAllowed);
+    }
+    if !content_type.is_some_and(is_form_urlencoded) {
+        return HeadersStep::Refuse(Rejection::ContentType);
+    }
+    if let Some(length) = content_length {
+        match length.trim().parse::<u64>() {
+            Ok(n) if n > max_body_bytes as u64 => {
+                return HeadersStep::Refuse(Rejection::BodyTooLarge)
+            }
+            Ok(_) => {}
+            Err(_) => return HeadersStep::Refuse(Rejection::FormEncoding),
+        }
+    }
+    if end_of_stream {
+        return HeadersStep::Refuse(Rejection::LogoutTokenMissing);
+    }
+    HeadersStep::ReadBody
+}
+
+/// What to do as body data arrives.
+#[derive(Debug, PartialEq, Eq)]
+pub enum BodyStep {
+    /// Keep buffering.
+    Wait,
+    /// The body grew past the limit: refuse without buffering the rest.
+    Refuse(Rejection),
+    /// The whole body is buffered.
+    Complete,
+}
+
+/// Decides from the buffered size so far.
+pub fn on_request_body(
+    buffered_bytes: usize,
+    end_of_stream: bool,
+    max_body_bytes: usize,
+) -> BodyStep {
+    if buffered_bytes > max_body_bytes {
+        BodyStep::Refuse(Rejection::BodyTooLarge)
+    } else if end_of_stream {
+        BodyStep::Complete
+    } else {
+        BodyStep::Wait
+    }
+}
+
+/// The result of one logout request, with what the log line and the stats need.
+#[derive(Debug)]
+pub struct LogoutOutcome {
+    pub result: Result<Accepted, Rejection>,
+    /// The issuer the token claimed (unverified when rejected), for the log line only.
+    pub claimed_issuer: Option<String>,
+}
+
+/// A recorded logout.
+#[derive(Debug)]
+pub struct Accepted {
+    pub logout: VerifiedLogout,
+    pub entry_delta: i64,
+}
+
+impl LogoutOutcome {
+    /// The single log line for this outcome: no token, no claims beyond the issuer.
+    pub fn log_line(&self) -> String {
+        match &self.result {
+            Ok(accepted) => {
+                let logout = &accepted.logout;
+                let scope = match (logout.revokes_session(), logout.revokes_user_sessions()) {
+                    (true, true) => "session and user sessions",
+                    (true, false) => "session",
+                    _ => "user sessions",
+                };
+                format!(
+                    "backchannel logout accepted: iss={} revoked={scope}",
+                    logout.issuer()
+                )
+            }
+            Err(rejection) => format!(
+                "backchannel logout rejected: {rejection} (iss={})",
+                self.claimed_issuer.as_deref().unwrap_or("-")
+            ),
+        }
+    }
+}
+
+/// Handles a complete body: form, token, validation, replay check and revocation.
+pub fn process_logout(
+    body: &[u8],
+    issuers: &[IssuerPolicy],
+    keys: &dyn KeySource,
+    rules: &RevocationStore,
+    store: &dyn SharedStore,
+    now: i64,
+) -> LogoutOutcome {
+    let token = match extract_logout_token(body) {
+        Ok(token) => token,
+        Err(rejection) => {
+            return LogoutOutcome {
+                result: Err(rejection),
+                claimed_issuer: None,
+            }
+        }
+    };
+    let claimed_issuer =
+        claimed_issuer(&token).filter(|iss| issuers.iter().any(|p| &p.issuer == iss));
+    let result = validate(&token, issuers, keys, now).and_then(|logout| {
+        let recorded = rules.record(store, &logout, now)?;
+        Ok(Accepted {
+            logout,
+            entry_delta: recorded.entry_delta,
+        })
+    });
+    LogoutOutcome {
+        result,
+        claimed_issuer,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_decisions() {
+        let max = 100;
+        let form = Some("application/x-www-form-urlencoded");
+        assert_eq!(
+            on_request_headers("GET", form, None, true, max),
+            HeadersStep::Refuse(Rejection::MethodNotAllowed)
+        );
+        assert_eq!(
+            on_request_headers("POST", Some("application/json"), None, false, max),
+            HeadersStep::Refuse(Rejection::ContentType)
+        );
+        assert_eq!(
+            on_request_headers("POST", None, None, false, max),
+            HeadersStep::Refuse(Rejection::ContentType)
+        );
+        assert_eq!(
+            on_request_headers("POST", form, Some("101"), false, max),
+            HeadersStep::Refuse(Rejection::BodyTooLarge)
+        );
+        assert_eq!(
+            on_request_headers("POST", form, Some("0"), true, max),
+            HeadersStep::Refuse(Rejection::LogoutTokenMissing)
+        );
+        assert_eq!(
+            on_request_headers("POST", form, Some("50"), false, max),
+            HeadersStep::ReadBody
+        );
+        assert_eq!(
+            on_request_headers("POST", form, None, false, max),
+            HeadersStep::ReadBody
+        );
+    }
+
+    #[test]
+    fn body_decisions() {
+        assert_eq!(on_request_body(10, false, 100), BodyStep::Wait);
+        assert_eq!(
+            on_request_body(101, false, 100),
+            BodyStep::Refuse(Rejection::BodyTooLarge)
+        );
+        assert_eq!(on_request_body(100, true, 100), BodyStep::Complete);
+    }
+}

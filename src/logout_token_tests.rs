@@ -1,0 +1,385 @@
+//! Section 2.6, check by check, with real signatures (ES256 and EdDSA keys made per run).
+
+use super::*;
+use crate::jwks::parse_jwks_value;
+use jwt_simple::prelude::*;
+use serde_json::json;
+
+const ISS: &str = "https://idp.example";
+const NOW: i64 = 1_800_000_000;
+
+struct Fixture {
+    es: ES256KeyPair,
+    ed: Ed25519KeyPair,
+    keys: KeySet,
+    policy: IssuerPolicy,
+}
+
+struct Keys<'a>(Option<&'a KeySet>);
+
+impl KeySource for Keys<'_> {
+    fn keys(&self, issuer_index: usize) -> Option<&KeySet> {
+        if issuer_index == 0 {
+            self.0
+        } else {
+            None
+        }
+    }
+}
+
+fn fixture() -> Fixture {
+    let es = ES256KeyPair::generate().with_key_id("ec-1");
+    let ed = Ed25519KeyPair::generate().with_key_id("ed-1");
+    let es_jwk: serde_json::Value = serde_json::from_str(&es.public_key().to_jwk()).unwrap();
+    let ed_jwk: serde_json::Value = serde_json::from_str(&ed.public_key().to_jwk()).unwrap();
+    let jwks = json!({"keys": [es_jwk, ed_jwk]});
+    let algorithms = vec![Algorithm::ES256, Algorithm::EdDSA];
+    let keys = parse_jwks_value(&jwks, &algorithms).unwrap().keys;
+    Fixture {
+        es,
+        ed,
+        keys,
+        policy: IssuerPolicy {
+            issuer: ISS.into(),
+            client_ids: vec!["app".into()],
+            algorithms,
+            clock_skew_seconds: 60,
+            max_token_age_seconds: 300,
+            require_logout_jwt_typ: false,
+            revoke_all_user_sessions: false,
+        },
+    }
+}
+
+fn good_claims() -> serde_json::Value {
+    json!({
+        "iss": ISS,
+        "aud": "app",
+        "iat": NOW - 5,
+        "exp": NOW + 115,
+        "jti": "jti-1",
+        "sub": "alice",
+        "sid": "sid-1",
+        "events": {BACKCHANNEL_EVENT: {}},
+    })
+}
+
+fn claims_of(payload: serde_json::Value) -> JWTClaims<serde_json::Value> {
+    JWTClaims {
+        issued_at: None,
+        expires_at: None,
+        invalid_before: None,
+        issuer: None,
+        subject: None,
+        audiences: None,
+        jwt_id: None,
+        nonce: None,
+        custom: payload,
+    }
+}
+
+fn typ(t: &str) -> HeaderOptions {
+    HeaderOptions {
+        signature_type: Some(t.into()),
+        ..Default::default()
+    }
+}
+
+impl Fixture {
+    fn es_token(&self, payload: serde_json::Value) -> String {
+        self.es
+            .sign_with_options(claims_of(payload), &typ("logout+jwt"))
+            .unwrap()
+    }
+
+    fn check(&self, token: &str) -> Result<VerifiedLogout, Rejection> {
+        validate(
+            token,
+            std::slice::from_ref(&self.policy),
+            &Keys(Some(&self.keys)),
+            NOW,
+        )
+    }
+
+    fn check_claims(
+        &self,
+        edit: impl FnOnce(&mut serde_json::Map<String, serde_json::Value>),
+    ) -> Result<VerifiedLogout, Rejection> {
+        let mut claims = good_claims();
+        edit(claims.as_object_mut().unwrap());
+        self.check(&self.es_token(claims))
+    }
+}
+
+#[test]
+fn accepts_a_valid_token_with_either_algorithm() {
+    let f = fixture();
+    let logout = f.check(&f.es_token(good_claims())).unwrap();
+    assert_eq!(logout.issuer(), ISS);
+    assert_eq!(logout.sid(), Some("sid-1"));
+    assert_eq!(logout.sub(), Some("alice"));
+    assert_eq!(logout.jti(), "jti-1");
+    assert!(logout.revokes_session());
+    assert!(!logout.revokes_user_sessions());
+    assert_eq!(logout.valid_until(), NOW + 115 + 60);
+
+    let ed_token =
+        f.ed.sign_with_options(claims_of(good_claims()), &typ("JWT"))
+            .unwrap();
+    assert!(f.check(&ed_token).is_ok());
+}
+
+#[test]
+fn shapes_real_providers_send() {
+    let f = fixture();
+    // Keycloak: extra events member, payload typ, aud array.
+    let keycloak = f.check_claims(|c| {
+        c.insert("typ".into(), json!("Logout"));
+        c.insert("aud".into(), json!(["other", "app"]));
+        c.insert(
+            "events".into(),
+            json!({BACKCHANNEL_EVENT: {}, "revoke_offline_access": true}),
+        );
+    });
+    assert!(keycloak.is_ok(), "{keycloak:?}");
+    // Only sub: revokes the user's sessions.
+    let only_sub = f
+        .check_claims(|c| {
+            c.remove("sid");
+        })
+        .unwrap();
+    assert!(only_sub.revokes_user_sessions());
+    assert!(!only_sub.revokes_session());
+    // Only sid.
+    assert!(f
+        .check_claims(|c| {
+            c.remove("sub");
+        })
+        .unwrap()
+        .revokes_session());
+    // Fractional NumericDate.
+    assert!(f
+        .check_claims(|c| {
+            c.insert("iat".into(), json!(NOW as f64 - 0.5));
+        })
+        .is_ok());
+}
+
+#[test]
+fn revoke_all_option() {
+    let mut f = fixture();
+    f.policy.revoke_all_user_sessions = true;
+    let logout = f.check(&f.es_token(good_claims())).unwrap();
+    assert!(logout.revokes_session() && logout.revokes_user_sessions());
+}
+
+#[test]
+fn every_claim_check_has_its_own_rejection() {
+    let f = fixture();
+    type Edit = Box<dyn Fn(&mut serde_json::Map<String, serde_json::Value>)>;
+    let cases: Vec<(Rejection, Edit)> = vec![
+        (
+            Rejection::UnknownIssuer,
+            Box::new(|c| {
+                c.insert("iss".into(), json!("https://evil"));
+            }),
+        ),
+        (
+            Rejection::UnknownIssuer,
+            Box::new(|c| {
+                c.remove("iss");
+            }),
+        ),
+        (
+            Rejection::Aud,
+            Box::new(|c| {
+                c.insert("aud".into(), json!("other"));
+            }),
+        ),
+        (
+            Rejection::Aud,
+            Box::new(|c| {
+                c.insert("aud".into(), json!(["a", "b"]));
+            }),
+        ),
+        (
+            Rejection::Aud,
+            Box::new(|c| {
+                c.remove("aud");
+            }),
+        ),
+        (
+            Rejection::IatMissing,
+            Box::new(|c| {
+                c.remove("iat");
+            }),
+        ),
+        (
+            Rejection::IatInFuture,
+            Box::new(|c| {
+                c.insert("iat".into(), json!(NOW + 61));
+            }),
+        ),
+        (
+            Rejection::TokenTooOld,
+            Box::new(|c| {
+                c.insert("iat".into(), json!(NOW - 361));
+            }),
+        ),
+        (
+            Rejection::ExpMissing,
+            Box::new(|c| {
+                c.remove("exp");
+            }),
+        ),
+        (
+            Rejection::Expired,
+            Box::new(|c| {
+                c.insert("exp".into(), json!(NOW - 61));
+            }),
+        ),
+        (
+            Rejection::NotYetValid,
+            Box::new(|c| {
+                c.insert("nbf".into(), json!(NOW + 120));
+            }),
+        ),
+        (
+            Rejection::EventsMissing,
+            Box::new(|c| {
+                c.remove("events");
+            }),
+        ),
+        (
+            Rejection::EventsNotObject,
+            Box::new(|c| {
+                c.insert("events".into(), json!([BACKCHANNEL_EVENT]));
+            }),
+        ),
+        (
+            Rejection::EventsMemberMissing,
+            Box::new(|c| {
+                c.insert(
+                    "events".into(),
+                    json!({"http://schemas.openid.net/event/other": {}}),
+                );
+            }),
+        ),
+        (
+            Rejection::EventsMemberNotObject,
+            Box::new(|c| {
+                c.insert("events".into(), json!({BACKCHANNEL_EVENT: true}));
+            }),
+        ),
+        (
+            Rejection::NoncePresent,
+            Box::new(|c| {
+                c.insert("nonce".into(), json!("n"));
+            }),
+        ),
+        (
+            Rejection::SubSidMissing,
+            Box::new(|c| {
+                c.remove("sub");
+                c.remove("sid");
+            }),
+        ),
+        (
+            Rejection::JtiMissing,
+            Box::new(|c| {
+                c.remove("jti");
+            }),
+        ),
+        (
+            Rejection::ClaimTooLong("sid"),
+            Box::new(|c| {
+                c.insert("sid".into(), json!("x".repeat(2000)));
+            }),
+        ),
+        (
+            Rejection::MalformedJwt("iat is not a number"),
+            Box::new(|c| {
+                c.insert("iat".into(), json!("soon"));
+            }),
+        ),
+    ];
+    for (expected, edit) in cases {
+        assert_eq!(f.check_claims(edit), Err(expected.clone()), "{expected:?}");
+    }
+}
+
+#[test]
+fn header_checks() {
+    let f = fixture();
+    let claims = good_claims();
+    // typ
+    let at_jwt =
+        f.es.sign_with_options(claims_of(claims.clone()), &typ("at+jwt"))
+            .unwrap();
+    assert_eq!(f.check(&at_jwt), Err(Rejection::Typ));
+    let plain =
+        f.es.sign_with_options(claims_of(claims.clone()), &typ("JWT"))
+            .unwrap();
+    assert!(f.check(&plain).is_ok());
+    let mut strict = fixture();
+    strict.policy.require_logout_jwt_typ = true;
+    let strict_plain = strict
+        .es
+        .sign_with_options(claims_of(claims.clone()), &typ("JWT"))
+        .unwrap();
+    assert_eq!(strict.check(&strict_plain), Err(Rejection::Typ));
+
+    // alg none / HMAC / not allowed
+    let unsigned = format!("{}.{}.", b64(r#"{"alg":"none"}"#), b64(&claims.to_string()));
+    assert_eq!(f.check(&unsigned), Err(Rejection::AlgNotAllowed));
+    let hs = HS256Key::generate()
+        .authenticate(claims_of(claims.clone()))
+        .unwrap();
+    assert_eq!(f.check(&hs), Err(Rejection::AlgNotAllowed));
+    let mut es_only = fixture();
+    es_only.policy.algorithms = vec![Algorithm::ES256];
+    let ed_token = es_only.ed.sign(claims_of(claims.clone())).unwrap();
+    assert_eq!(es_only.check(&ed_token), Err(Rejection::AlgNotAllowed));
+
+    // kid
+    let stranger = ES256KeyPair::generate().with_key_id("nope");
+    let unknown = stranger.sign(claims_of(claims.clone())).unwrap();
+    assert_eq!(f.check(&unknown), Err(Rejection::UnknownKid));
+    let same_kid = ES256KeyPair::generate().with_key_id("ec-1");
+    let forged = same_kid.sign(claims_of(claims.clone())).unwrap();
+    assert_eq!(f.check(&forged), Err(Rejection::Signature));
+    let no_kid = ES256KeyPair::from_bytes(&f.es.to_bytes()).unwrap();
+    assert!(
+        f.check(&no_kid.sign(claims_of(claims.clone())).unwrap())
+            .is_ok(),
+        "no kid: tried against keys of the alg"
+    );
+
+    // tampered payload
+    let token = f.es_token(claims.clone());
+    let mut parts: Vec<&str> = token.split('.').collect();
+    let mut other = claims.clone();
+    other["sid"] = json!("sid-2");
+    let forged_payload = b64(&other.to_string());
+    parts[1] = &forged_payload;
+    assert_eq!(f.check(&parts.join(".")), Err(Rejection::Signature));
+
+    // keys not yet known
+    let none = validate(&token, std::slice::from_ref(&f.policy), &Keys(None), NOW);
+    assert_eq!(none, Err(Rejection::KeysUnavailable));
+
+    // structure
+    assert!(matches!(
+        f.check("not-a-jwt"),
+        Err(Rejection::MalformedJwt(_))
+    ));
+    assert!(matches!(
+        f.check("a.b.c.d.e"),
+        Err(Rejection::MalformedJwt(_))
+    ));
+}
+
+fn b64(s: &str) -> String {
+    use jwt_simple::reexports::ct_codecs::{Base64UrlSafeNoPadding, Encoder};
+    Base64UrlSafeNoPadding::encode_to_string(s).unwrap()
+}

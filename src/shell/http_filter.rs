@@ -1,0 +1,193 @@
+//! One HTTP request: either the back-channel endpoint or a request to check for a revoked
+//! session. Moves bytes between Envoy and the core; every decision is the core's.
+
+use super::host::{log, now_unix, request_header, send_response, EnvoySharedData};
+use super::Runtime;
+use crate::endpoint::{on_request_body, on_request_headers, process_logout, BodyStep, HeadersStep};
+use crate::rejection::Rejection;
+use crate::responses::{
+    logout_accepted, logout_rejected, session_refused, RequestFacts, SessionRefusal,
+};
+use crate::session_check::{check_session, SessionVerdict};
+use proxy_wasm::hostcalls;
+use proxy_wasm::traits::{Context, HttpContext};
+use proxy_wasm::types::{Action, BufferType, LogLevel};
+use std::rc::Rc;
+
+pub struct HttpFilter {
+    runtime: Option<Rc<Runtime>>,
+    context_id: u32,
+    /// True once the request is known to be a logout request whose body is being read.
+    reading_logout_body: bool,
+    /// True once a local reply was sent: later callbacks do nothing.
+    answered: bool,
+}
+
+impl HttpFilter {
+    pub fn new(runtime: Option<Rc<Runtime>>, context_id: u32) -> Self {
+        HttpFilter {
+            runtime,
+            context_id,
+            reading_logout_body: false,
+            answered: false,
+        }
+    }
+
+    fn reject_logout(&mut self, runtime: &Runtime, rejection: &Rejection) -> Action {
+        runtime.metrics.logout_rejected(rejection);
+        log(
+            LogLevel::Info,
+            &format!(
+                "backchannel logout rejected: {rejection} (iss=-) [ctx {}]",
+                self.context_id
+            ),
+        );
+        self.answer(&logout_rejected(rejection))
+    }
+
+    fn answer(&mut self, response: &crate::responses::LocalResponse) -> Action {
+        self.answered = true;
+        send_response(response);
+        Action::Pause
+    }
+
+    fn finish_logout(&mut self, runtime: &Runtime, body: &[u8]) -> Action {
+        let now = now_unix();
+        let keys = runtime.keys.borrow();
+        let outcome = process_logout(
+            body,
+            &runtime.policies,
+            &*keys,
+            &runtime.rules,
+            &EnvoySharedData,
+            now,
+        );
+        drop(keys);
+        log(
+            LogLevel::Info,
+            &format!("{} [ctx {}]", outcome.log_line(), self.context_id),
+        );
+        match &outcome.result {
+            Ok(accepted) => {
+                runtime.metrics.logout_accepted(accepted.entry_delta);
+                self.answer(&logout_accepted())
+            }
+            Err(rejection) => {
+                runtime.metrics.logout_rejected(rejection);
+                self.answer(&logout_rejected(rejection))
+            }
+        }
+    }
+
+    fn check_session(&mut self, runtime: &Runtime, path: &str) -> Action {
+        let cookie = request_header("cookie");
+        let verdict = check_session(
+            cookie.as_deref(),
+            &runtime.config.session,
+            &runtime.rules,
+            &EnvoySharedData,
+            now_unix(),
+        );
+        let refusal = match verdict {
+            Ok(SessionVerdict::Pass) => return Action::Continue,
+            Ok(SessionVerdict::Refuse(refusal)) => refusal,
+            Err(error) => {
+                // Fail closed: a session that cannot be checked is not forwarded.
+                log(
+                    LogLevel::Error,
+                    &format!("backchannel logout: revocation lookup failed: {error}"),
+                );
+                self.answered = true;
+                send_response(&crate::responses::LocalResponse {
+                    status: 503,
+                    headers: vec![("cache-control", "no-store".into())],
+                    body: Vec::new(),
+                });
+                return Action::Pause;
+            }
+        };
+        match refusal {
+            SessionRefusal::Revoked => runtime.metrics.session_revoked(),
+            SessionRefusal::Malformed => runtime.metrics.session_malformed(),
+        }
+        let accept = request_header("accept");
+        let sec_fetch_mode = request_header("sec-fetch-mode");
+        let facts = RequestFacts {
+            path,
+            accept: accept.as_deref(),
+            sec_fetch_mode: sec_fetch_mode.as_deref(),
+        };
+        let response = session_refused(refusal, &facts, &runtime.config.session);
+        self.answer(&response)
+    }
+}
+
+impl Context for HttpFilter {}
+
+impl HttpContext for HttpFilter {
+    fn on_http_request_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
+        let Some(runtime) = self.runtime.clone() else {
+            // Not configured: fail closed.
+            self.answered = true;
+            send_response(&crate::responses::LocalResponse {
+                status: 503,
+                headers: vec![("cache-control", "no-store".into())],
+                body: Vec::new(),
+            });
+            return Action::Pause;
+        };
+        let path = request_header(":path").unwrap_or_default();
+        let path_only = path.split('?').next().unwrap_or_default();
+        if path_only != runtime.config.backchannel_path {
+            if !runtime.config.session.enabled {
+                return Action::Continue;
+            }
+            return self.check_session(&runtime, &path);
+        }
+
+        let method = request_header(":method").unwrap_or_default();
+        let content_type = request_header("content-type");
+        let content_length = request_header("content-length");
+        match on_request_headers(
+            &method,
+            content_type.as_deref(),
+            content_length.as_deref(),
+            end_of_stream,
+            runtime.config.max_body_bytes,
+        ) {
+            HeadersStep::Refuse(rejection) => self.reject_logout(&runtime, &rejection),
+            HeadersStep::ReadBody => {
+                // Envoy delivers no body callbacks after a paused headers callback, so the
+                // headers go on; the body is held back (Pause in on_http_request_body) and a
+                // local reply ends the stream. Configs put Envoy's buffer filter before this
+                // one on the back-channel route so the whole body is here at once and the
+                // upstream never sees the request (see envoy/).
+                self.reading_logout_body = true;
+                Action::Continue
+            }
+        }
+    }
+
+    fn on_http_request_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
+        if self.answered {
+            return Action::Pause;
+        }
+        if !self.reading_logout_body {
+            return Action::Continue;
+        }
+        let Some(runtime) = self.runtime.clone() else {
+            return Action::Pause;
+        };
+        match on_request_body(body_size, end_of_stream, runtime.config.max_body_bytes) {
+            BodyStep::Wait => Action::Pause,
+            BodyStep::Refuse(rejection) => self.reject_logout(&runtime, &rejection),
+            BodyStep::Complete => {
+                let body = hostcalls::get_buffer(BufferType::HttpRequestBody, 0, body_size)
+                    .ok()
+                    .flatten()
+                    .unwrap_or_default();
+                self.finish_logout(&runtime, &body)
+            }
+        }
+    }
+}

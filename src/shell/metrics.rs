@@ -1,0 +1,73 @@
+//! The filter's Envoy stats. Defined once per VM; Envoy merges same-named stats across VMs,
+//! so counters are process-wide (`wasmcustom.bcl.*` in `/stats`, `/stats/prometheus`).
+
+use crate::rejection::Rejection;
+use proxy_wasm::hostcalls;
+use proxy_wasm::types::MetricType;
+
+#[derive(Default)]
+pub struct Metrics {
+    logout_accepted: Option<u32>,
+    logout_rejected: Vec<Option<u32>>,
+    session_revoked: Option<u32>,
+    session_malformed: Option<u32>,
+    revocation_entries: Option<u32>,
+    pub jwks_fetch_ok: Option<u32>,
+    pub jwks_fetch_failed: Option<u32>,
+    pub jwks_rejected: Option<u32>,
+}
+
+fn define(kind: MetricType, name: &str) -> Option<u32> {
+    hostcalls::define_metric(kind, name).ok()
+}
+
+impl Metrics {
+    pub fn define() -> Self {
+        Metrics {
+            logout_accepted: define(MetricType::Counter, "bcl.logout.accepted"),
+            logout_rejected: Rejection::ALL_CODES
+                .iter()
+                .map(|code| define(MetricType::Counter, &format!("bcl.logout.rejected.{code}")))
+                .collect(),
+            session_revoked: define(MetricType::Counter, "bcl.session.revoked"),
+            session_malformed: define(MetricType::Counter, "bcl.session.malformed"),
+            revocation_entries: define(MetricType::Gauge, "bcl.store.revocation_entries"),
+            jwks_fetch_ok: define(MetricType::Counter, "bcl.jwks.fetch_ok"),
+            jwks_fetch_failed: define(MetricType::Counter, "bcl.jwks.fetch_failed"),
+            jwks_rejected: define(MetricType::Counter, "bcl.jwks.rejected"),
+        }
+    }
+
+    pub fn add(id: Option<u32>, delta: i64) {
+        if let Some(id) = id {
+            if delta != 0 {
+                let _ = hostcalls::increment_metric(id, delta);
+            }
+        }
+    }
+
+    pub fn logout_accepted(&self, entry_delta: i64) {
+        Self::add(self.logout_accepted, 1);
+        self.revocation_entries_changed(entry_delta);
+    }
+
+    pub fn logout_rejected(&self, rejection: &Rejection) {
+        let index = Rejection::ALL_CODES
+            .iter()
+            .position(|c| *c == rejection.code());
+        let id = index.and_then(|i| self.logout_rejected.get(i).copied().flatten());
+        Self::add(id, 1);
+    }
+
+    pub fn session_revoked(&self) {
+        Self::add(self.session_revoked, 1);
+    }
+
+    pub fn session_malformed(&self) {
+        Self::add(self.session_malformed, 1);
+    }
+
+    pub fn revocation_entries_changed(&self, delta: i64) {
+        Self::add(self.revocation_entries, delta);
+    }
+}
