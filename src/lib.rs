@@ -14,6 +14,7 @@ pub mod config;
 pub mod endpoint;
 pub mod form;
 pub mod jwks;
+pub mod jwks_fetch;
 pub mod jws;
 pub mod logout_token;
 pub mod rejection;

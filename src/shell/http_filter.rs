@@ -2,8 +2,12 @@
 //! session. Moves bytes between Envoy and the core; every decision is the core's.
 
 use super::host::{log, now_unix, request_header, send_response, EnvoySharedData};
+use super::jwks_client::{
+    is_remote, on_answer, refresh_from_shared, start_fetch, FetchStep, PendingFetch,
+};
 use super::Runtime;
 use crate::endpoint::{on_request_body, on_request_headers, process_logout, BodyStep, HeadersStep};
+use crate::jwks_fetch::FetchReason;
 use crate::rejection::Rejection;
 use crate::responses::{
     logout_accepted, logout_rejected, session_refused, RequestFacts, SessionRefusal,
@@ -21,6 +25,8 @@ pub struct HttpFilter {
     reading_logout_body: bool,
     /// True once a local reply was sent: later callbacks do nothing.
     answered: bool,
+    /// A logout waiting for its issuer's keys to be fetched: the body and the fetch.
+    waiting_for_keys: Option<(Vec<u8>, u32, PendingFetch)>,
 }
 
 impl HttpFilter {
@@ -30,6 +36,7 @@ impl HttpFilter {
             context_id,
             reading_logout_body: false,
             answered: false,
+            waiting_for_keys: None,
         }
     }
 
@@ -51,11 +58,15 @@ impl HttpFilter {
         Action::Pause
     }
 
-    fn finish_logout(&mut self, runtime: &Runtime, body: &[u8]) -> Action {
+    /// Validates and records the logout. When the token's key is unknown and the issuer's
+    /// keys come from the IdP, fetches them once (rate-limited for the whole Envoy) and
+    /// validates again on the answer, so a key rotation needs no restart.
+    fn finish_logout(&mut self, runtime: &Runtime, body: Vec<u8>, may_fetch: bool) -> Action {
         let now = now_unix();
+        refresh_from_shared(runtime);
         let keys = runtime.keys.borrow();
         let outcome = process_logout(
-            body,
+            &body,
             &runtime.policies,
             &*keys,
             &runtime.rules,
@@ -63,6 +74,22 @@ impl HttpFilter {
             now,
         );
         drop(keys);
+        if may_fetch {
+            if let Err(Rejection::UnknownKid | Rejection::KeysUnavailable) = &outcome.result {
+                let index = outcome
+                    .claimed_issuer
+                    .as_deref()
+                    .and_then(|iss| runtime.policies.iter().position(|p| p.issuer == iss));
+                if let Some(index) = index.filter(|i| is_remote(runtime, *i)) {
+                    if let Some((token, pending)) =
+                        start_fetch(runtime, index, FetchReason::UnknownKey, now)
+                    {
+                        self.waiting_for_keys = Some((body, token, pending));
+                        return Action::Pause;
+                    }
+                }
+            }
+        }
         log(
             LogLevel::Info,
             &format!("{} [ctx {}]", outcome.log_line(), self.context_id),
@@ -122,7 +149,36 @@ impl HttpFilter {
     }
 }
 
-impl Context for HttpFilter {}
+impl Context for HttpFilter {
+    fn on_http_call_response(
+        &mut self,
+        token_id: u32,
+        _headers: usize,
+        body_size: usize,
+        _trailers: usize,
+    ) {
+        let Some(runtime) = self.runtime.clone() else {
+            return;
+        };
+        let Some((body, token, pending)) = self.waiting_for_keys.take() else {
+            return;
+        };
+        if token != token_id {
+            self.waiting_for_keys = Some((body, token, pending));
+            return;
+        }
+        match on_answer(&runtime, pending, body_size, now_unix()) {
+            FetchStep::Continued(next_token, next) => {
+                self.waiting_for_keys = Some((body, next_token, next));
+            }
+            FetchStep::Done => {
+                // Whatever the fetch gave, answer now: with the new keys, or the original
+                // refusal. A local reply ends the stream; no resume.
+                self.finish_logout(&runtime, body, false);
+            }
+        }
+    }
+}
 
 impl HttpContext for HttpFilter {
     fn on_http_request_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
@@ -186,7 +242,7 @@ impl HttpContext for HttpFilter {
                     .ok()
                     .flatten()
                     .unwrap_or_default();
-                self.finish_logout(&runtime, &body)
+                self.finish_logout(&runtime, body, true)
             }
         }
     }

@@ -3,20 +3,24 @@
 
 mod host;
 mod http_filter;
+mod jwks_client;
 mod keys;
 mod metrics;
 
 use crate::config::{parse_config, FilterConfig};
+use crate::jwks_fetch::FetchReason;
 use crate::logout_token::IssuerPolicy;
 use crate::revocations::RevocationStore;
 use host::{log, now_unix, EnvoySharedData};
 use http_filter::HttpFilter;
+use jwks_client::{on_answer, start_fetch, FetchStep, PendingFetch};
 use keys::KeyCache;
 use metrics::Metrics;
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{BufferType, ContextType, LogLevel};
 use std::cell::RefCell;
+use std::collections::HashMap;
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -42,9 +46,28 @@ pub struct Runtime {
 #[derive(Default)]
 struct Root {
     runtime: Option<Rc<Runtime>>,
+    /// Key fetches this VM's root context has in flight, by call token.
+    pending: HashMap<u32, PendingFetch>,
 }
 
-impl Context for Root {}
+impl Context for Root {
+    fn on_http_call_response(
+        &mut self,
+        token_id: u32,
+        _headers: usize,
+        body_size: usize,
+        _trailers: usize,
+    ) {
+        let (Some(runtime), Some(pending)) = (&self.runtime, self.pending.remove(&token_id)) else {
+            return;
+        };
+        if let FetchStep::Continued(token, next) =
+            on_answer(runtime, pending, body_size, now_unix())
+        {
+            self.pending.insert(token, next);
+        }
+    }
+}
 
 impl RootContext for Root {
     fn on_configure(&mut self, _plugin_configuration_size: usize) -> bool {
@@ -90,6 +113,17 @@ impl RootContext for Root {
             return;
         };
         sweep_some_buckets(runtime);
+        // Periodic key refresh; `start_fetch` lets one worker of the whole Envoy do it.
+        let now = now_unix();
+        for index in 0..runtime.config.issuers.len() {
+            if self.pending.values().any(|p| p.issuer_index == index) {
+                continue;
+            }
+            if let Some((token, pending)) = start_fetch(runtime, index, FetchReason::Periodic, now)
+            {
+                self.pending.insert(token, pending);
+            }
+        }
     }
 
     fn create_http_context(&self, context_id: u32) -> Option<Box<dyn HttpContext>> {
