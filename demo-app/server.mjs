@@ -40,12 +40,12 @@ function parseCookies(header) {
   return out;
 }
 
-function decodeJwtPayload(token) {
+function decodeJwtPart(token, index) {
   const parts = String(token).split('.');
   if (parts.length !== 3) return undefined;
   try {
-    const payload = JSON.parse(Buffer.from(parts[1], 'base64url').toString('utf8'));
-    return payload && typeof payload === 'object' && !Array.isArray(payload) ? payload : undefined;
+    const value = JSON.parse(Buffer.from(parts[index], 'base64url').toString('utf8'));
+    return value && typeof value === 'object' && !Array.isArray(value) ? value : undefined;
   } catch {
     return undefined;
   }
@@ -64,9 +64,12 @@ function timeOf(seconds) {
 function whoami(req) {
   const cookies = parseCookies(req.headers.cookie);
   const idToken = cookies.get('IdToken');
-  const claims = idToken ? decodeJwtPayload(idToken) : undefined;
+  const claims = idToken ? decodeJwtPart(idToken, 1) : undefined;
+  const header = claims ? decodeJwtPart(idToken, 0) : undefined;
   const bearer = /^Bearer\s+\S+/i.test(req.headers.authorization ?? '');
-  return { claims, hasIdToken: Boolean(idToken), bearer };
+  return {
+    claims, header, hasIdToken: Boolean(idToken), bearer,
+  };
 }
 
 function endSessionUrl(iss) {
@@ -125,7 +128,7 @@ function signedOutPage() {
 
 const server = createServer((req, res) => {
   const url = new URL(req.url, 'http://app.invalid');
-  const { claims } = whoami(req);
+  const { claims, header } = whoami(req);
   if (url.pathname !== '/healthz') {
     emit('request', { method: req.method, path: url.pathname, sub: claims?.sub, sid: claims?.sid });
   }
@@ -140,6 +143,7 @@ const server = createServer((req, res) => {
     const body = {
       sub: claims.sub, sid: claims.sid, iss: claims.iss, aud: claims.aud, name: claims.name,
       iat: claims.iat, exp: claims.exp, bearer: whoami(req).bearer,
+      id_token_header: { alg: header?.alg, kid: header?.kid, typ: header?.typ },
     };
     res.writeHead(200, { ...headers, 'content-type': 'application/json' }).end(`${JSON.stringify(body)}\n`);
   } else if (url.pathname === '/signed-out') {

@@ -1,0 +1,74 @@
+// Key rotation at the IdP: after the IdP starts signing with a new key (published at its
+// jwks_uri), the next logout token, signed with that new key, is accepted without restarting
+// Envoy. This stack finds the jwks_uri through the IdP's discovery document
+// (`"discovery": true`), so that path is covered too. jwks_min_refetch_seconds is 1 here.
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+
+import { Browser } from './lib/http.mjs';
+import { endIdpSessionElsewhere, isLoginPage, login } from './lib/flows.mjs';
+import { startStack, waitFor, withDiagnostics } from './lib/stack.mjs';
+
+const MIN_REFETCH_SECONDS = 1;
+let stack;
+let readyAt;
+before(async () => {
+  stack = await startStack({
+    wasm: true, keySource: 'discovery', minRefetchSeconds: MIN_REFETCH_SECONDS, name: 'rotation',
+  });
+  readyAt = Date.now();
+});
+after(async () => { await stack?.stop({ keep: stack?.failed }); });
+
+async function me(browser) {
+  const res = await browser.request(`${stack.base}/api/me`, { headers: { accept: 'application/json' } });
+  assert.equal(res.status, 200, `${browser.name}: /api/me ${res.status} ${res.body}`);
+  return JSON.parse(res.body);
+}
+
+test('after the IdP rotates its signing key, a logout token signed with the new key is accepted without restarting Envoy', () => withDiagnostics(stack, async () => {
+  const erin = new Browser('erin');
+  await login(erin, `${stack.base}/`, 'erin');
+  const oldKid = (await me(erin)).id_token_header.kid;
+
+  const rotated = await stack.rotateKeys();
+  assert.equal(rotated.previous, oldKid);
+  assert.notEqual(rotated.kid, oldKid);
+
+  const frank = new Browser('frank');
+  await login(frank, `${stack.base}/`, 'frank');
+  const frankClaims = await me(frank);
+  assert.equal(frankClaims.id_token_header.kid, rotated.kid, 'the IdP signs with the new key');
+
+  // The filter may refetch on an unknown kid at most once per jwks_min_refetch_seconds since its
+  // last fetch (made when Envoy started): let that window pass.
+  await waitFor('the refetch window to open', () => Date.now() - readyAt > MIN_REFETCH_SECONDS * 1000 + 200, { timeoutMs: 5000 });
+
+  const fetchesBefore = await stack.stat('wasmcustom.bcl.jwks.fetch_ok');
+  const eventsBefore = stack.idp.events.length;
+  await endIdpSessionElsewhere(stack.issuer, frank.jar);
+  const bc = stack.idp.events.slice(eventsBefore).filter((e) => e.event.startsWith('backchannel.'));
+  assert.deepEqual(
+    bc.map((e) => [e.event, e.sid, e.error]),
+    [['backchannel.success', frankClaims.sid, undefined]],
+    `the logout token signed with the new key (kid ${rotated.kid}) was accepted: ${JSON.stringify(bc)}`,
+  );
+  assert.ok((await stack.stat('wasmcustom.bcl.jwks.fetch_ok')) > fetchesBefore, 'the filter refetched the JWKS');
+
+  const refused = await frank.request(`${stack.base}/`);
+  assert.equal(refused.status, 302, `Frank's revoked session: ${refused.status}`);
+  const landing = await frank.navigate(new URL(refused.headers.location, stack.base).href);
+  assert.ok(isLoginPage(landing), `Frank lands on the login form\n${frank.trail()}`);
+
+  // Erin's session (ID token signed with the old key) still works, and her logout (now signed
+  // with the new key) is accepted as well.
+  const erinPage = await erin.request(`${stack.base}/`);
+  assert.equal(erinPage.status, 200);
+  const erinEvents = stack.idp.events.length;
+  await endIdpSessionElsewhere(stack.issuer, erin.jar);
+  assert.deepEqual(
+    stack.idp.events.slice(erinEvents).filter((e) => e.event.startsWith('backchannel.')).map((e) => e.event),
+    ['backchannel.success'],
+  );
+  assert.equal((await erin.request(`${stack.base}/`)).status, 302);
+}));
