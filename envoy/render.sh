@@ -13,7 +13,9 @@
 #   CLIENT_ID=demo-app  CLIENT_SECRET=demo-app-secret  HMAC_SECRET=(demo value)
 #   REDIRECT_URI=%REQ(x-forwarded-proto)%://%REQ(:authority)%/oauth2/callback
 #   WASM_PATH=<repo>/target/wasm32-wasip1/release/envoy_backchannel_logout.wasm
-#   WITH_WASM=1               0 drops the filter (lines between @wasm-begin and @wasm-end)
+#   WITH_WASM=1               0 drops the filter (the lines between "# @if WITH_WASM" and "# @endif")
+#   WITH_HOLD_ROUTER=1        0 drops the buffer filter that keeps the back-channel request from
+#                             the router (only to show why it is there)
 #   BCL_KEY_SOURCE_MODE=jwks_uri   jwks_uri | discovery | inline (see the template's header)
 #   BCL_JWKS_PUBLIC_FILE=<repo>/idp/dev-keys/jwks.public.json   (inline mode)
 #   BCL_KEY_SOURCE            overrides the whole key-source line (JSON members, no trailing comma)
@@ -48,6 +50,7 @@ fi
 : "${REDIRECT_URI:=%REQ(x-forwarded-proto)%://%REQ(:authority)%/oauth2/callback}"
 : "${WASM_PATH:=$repo/target/wasm32-wasip1/release/envoy_backchannel_logout.wasm}"
 : "${WITH_WASM:=1}"
+: "${WITH_HOLD_ROUTER:=1}"
 : "${BCL_KEY_SOURCE_MODE:=jwks_uri}"
 : "${BCL_JWKS_PUBLIC_FILE:=$repo/idp/dev-keys/jwks.public.json}"
 : "${BCL_JWKS_REFRESH_SECONDS:=300}"
@@ -66,13 +69,16 @@ if [ -z "${BCL_KEY_SOURCE:-}" ]; then
 fi
 
 export LISTEN_ADDRESS LISTEN_PORT ADMIN_ADDRESS ADMIN_PORT IDP_ISSUER IDP_HOST IDP_PORT APP_HOST \
-  APP_PORT CLIENT_ID CLIENT_SECRET HMAC_SECRET REDIRECT_URI WASM_PATH WITH_WASM BCL_KEY_SOURCE \
+  APP_PORT CLIENT_ID CLIENT_SECRET HMAC_SECRET REDIRECT_URI WASM_PATH WITH_WASM WITH_HOLD_ROUTER BCL_KEY_SOURCE \
   BCL_JWKS_REFRESH_SECONDS BCL_JWKS_MIN_REFETCH_SECONDS
 
-awk -v with_wasm="$WITH_WASM" '
-  /^[ \t]*# @wasm-begin[ \t]*$/ { skipping = (with_wasm == "0"); next }
-  /^[ \t]*# @wasm-end[ \t]*$/ { skipping = 0; next }
-  skipping { next }
+awk '
+  # "# @if NAME" ... "# @endif NAME": the lines between are dropped when NAME is "0"
+  /^[ \t]*# @if [A-Za-z_][A-Za-z0-9_]*[ \t]*$/ {
+    split($0, w, " "); depth++; drop[depth] = (ENVIRON[w[3]] == "0") || (depth > 1 && drop[depth - 1]); next
+  }
+  /^[ \t]*# @endif/ { if (depth > 0) depth--; next }
+  depth > 0 && drop[depth] { next }
   /^[ \t]*#/ { print; next }
   {
     line = $0; out = ""

@@ -35,6 +35,9 @@ import { isIP } from 'node:net';
 
 // oidc-provider 9 prints an "Unsupported runtime" warning on Node < 22; it works on Node 20.
 import Provider from 'oidc-provider';
+// oidc-provider's development in-memory adapter (pinned version): one store for the whole
+// process, handed to every Provider instance (see buildProvider).
+import { createMemoryAdapter } from 'oidc-provider/lib/adapters/memory_adapter.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 
@@ -315,12 +318,13 @@ function attachEvents(provider) {
 
 let issuer;
 let currentCallback;
+const sharedAdapter = createMemoryAdapter(0);
 
 function buildProvider(keys) {
-  // Every Provider instance of this process shares oidc-provider's in-memory adapter (a
-  // module-level store) and the same cookie keys, so a new instance keeps the sessions,
-  // grants and interactions of the previous one.
-  const provider = new Provider(issuer, buildConfiguration(keys));
+  // Every Provider instance of this process shares one in-memory store and the same cookie
+  // keys, so a new instance (key rotation) keeps the sessions, grants and interactions of the
+  // previous one.
+  const provider = new Provider(issuer, { ...buildConfiguration(keys), adapter: sharedAdapter });
   provider.proxy = false;
   attachEvents(provider);
   return provider;
@@ -366,6 +370,10 @@ const server = createServer((req, res) => {
   if (testEndpoints && req.url.startsWith('/__test/')) {
     const url = new URL(req.url, 'http://idp.invalid');
     if (handleTestEndpoint(req, res, url)) return;
+  }
+  if (req.url === '/jwks' || req.url.startsWith('/.well-known/')) {
+    // who fetches the keys and when (the filter's JWKS fetches show up here)
+    emit('http.request', { method: req.method, path: req.url, user_agent: req.headers['user-agent'] });
   }
   currentCallback(req, res);
 });

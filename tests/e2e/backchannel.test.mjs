@@ -55,6 +55,7 @@ test('a session ended at the IdP from elsewhere is refused on its next request; 
   assert.equal(bcOk[0].sub, 'alice');
   assert.equal(bcOk[0].sid, aliceClaims.sid, 'the logout token named Alice\'s session');
   await waitFor('wasmcustom.bcl.logout.accepted to increase', async () => (await stack.stat('wasmcustom.bcl.logout.accepted')) === acceptedBefore + 1);
+  assert.equal(stack.appRequests((r) => r.path === '/bff/backchannel').length, 0, 'the app never saw the IdP\'s POST');
 
   // Alice's next request with her old cookies: not forwarded upstream; a 302 back to the same
   // URL clearing Envoy's cookies.

@@ -54,6 +54,8 @@ test('after the IdP rotates its signing key, a logout token signed with the new 
     `the logout token signed with the new key (kid ${rotated.kid}) was accepted: ${JSON.stringify(bc)}`,
   );
   assert.ok((await stack.stat('wasmcustom.bcl.jwks.fetch_ok')) > fetchesBefore, 'the filter refetched the JWKS');
+  const jwksFetches = stack.idpEvents('http.request').filter((e) => e.path === '/jwks');
+  assert.ok(jwksFetches.length >= 2, `the IdP served its JWKS again: ${JSON.stringify(jwksFetches)}`);
 
   const refused = await frank.request(`${stack.base}/`);
   assert.equal(refused.status, 302, `Frank's revoked session: ${refused.status}`);
@@ -72,3 +74,33 @@ test('after the IdP rotates its signing key, a logout token signed with the new 
   );
   assert.equal((await erin.request(`${stack.base}/`)).status, 302);
 }));
+
+// The same rotation without the template's `backchannel.hold_router` buffer filter. The filter
+// lets the back-channel request's headers go on to the router while it holds the body; while it
+// refetches the keys on an unknown kid, the router answers the IdP first: here the back-channel
+// route's own direct 404, with a cluster route any upstream that answers without reading the
+// body. Marked todo until the filter holds the router's answer while it waits for the keys (or
+// keeps the headers from the router); the shipped config carries hold_router meanwhile.
+test('without the hold_router buffer, the refetch on a new kid still answers the IdP (not the upstream)', {
+  todo: 'filter: the router answers first while the filter refetches keys (see the comment above)',
+}, async () => {
+  const bare = await startStack({
+    wasm: true, keySource: 'jwks_uri', minRefetchSeconds: MIN_REFETCH_SECONDS, holdRouter: false, name: 'nohold',
+  });
+  const started = Date.now();
+  try {
+    await (async () => {
+      await bare.rotateKeys();
+      const henry = new Browser('henry');
+      await login(henry, `${bare.base}/`, 'henry');
+      await waitFor('the refetch window to open', () => Date.now() - started > MIN_REFETCH_SECONDS * 1000 + 200, { timeoutMs: 5000 });
+      const eventsBefore = bare.idp.events.length;
+      await endIdpSessionElsewhere(bare.issuer, henry.jar);
+      const bc = bare.idp.events.slice(eventsBefore).filter((e) => e.event.startsWith('backchannel.'));
+      assert.deepEqual(bc.map((e) => [e.event, e.error]), [['backchannel.success', undefined]]);
+      assert.equal(bare.appRequests((r) => r.path === '/bff/backchannel').length, 0, 'the app saw the IdP\'s POST');
+    })();
+  } finally {
+    await bare.stop({ keep: false });
+  }
+});

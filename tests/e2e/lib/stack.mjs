@@ -117,7 +117,7 @@ class Proc {
 
 /**
  * options: { wasm: true|false, keySource: 'jwks_uri'|'discovery'|'inline', minRefetchSeconds,
- *            refreshSeconds, idpTestEndpoints: true, name }
+ *            refreshSeconds, holdRouter: true|false (envoy-demo.yaml.tmpl's backchannel.hold_router), name }
  */
 export async function startStack(options = {}) {
   const {
@@ -125,6 +125,7 @@ export async function startStack(options = {}) {
     keySource = 'jwks_uri',
     minRefetchSeconds = 1,
     refreshSeconds = 300,
+    holdRouter = true,
     name = 'stack',
   } = options;
   if (wasm && !existsSync(WASM_PATH)) {
@@ -207,6 +208,7 @@ export async function startStack(options = {}) {
         APP_PORT: String(stack.appPort),
         WASM_PATH,
         WITH_WASM: wasm ? '1' : '0',
+        WITH_HOLD_ROUTER: holdRouter ? '1' : '0',
         BCL_KEY_SOURCE_MODE: keySource,
         BCL_JWKS_MIN_REFETCH_SECONDS: String(minRefetchSeconds),
         BCL_JWKS_REFRESH_SECONDS: String(refreshSeconds),
