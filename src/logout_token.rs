@@ -16,8 +16,10 @@ use serde_json::{Map, Value};
 /// The `events` member that marks a back-channel logout token (2.4).
 pub const BACKCHANNEL_EVENT: &str = "http://schemas.openid.net/event/backchannel-logout";
 
-/// Identifiers longer than this are refused: they end up in shared data.
-pub const MAX_IDENTIFIER_BYTES: usize = 1024;
+/// Identifiers longer than this are refused: they end up in shared data, so their size bounds
+/// the store's memory. OpenID Connect Core 1.0, 2 caps `sub` at 255 ASCII characters; real
+/// `sid` and `jti` values are UUID-sized.
+pub const MAX_IDENTIFIER_BYTES: usize = 255;
 
 /// What the validator needs to know about one configured issuer.
 #[derive(Clone, Debug)]
