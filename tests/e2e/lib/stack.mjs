@@ -117,7 +117,8 @@ class Proc {
 
 /**
  * options: { wasm: true|false, keySource: 'jwks_uri'|'discovery'|'inline', minRefetchSeconds,
- *            refreshSeconds, holdRouter: true|false (envoy-demo.yaml.tmpl's backchannel.hold_router), name }
+ *            refreshSeconds, holdRouter: true|false (envoy-demo.yaml.tmpl's backchannel.hold_router),
+ *            transformConfig: (renderedYaml) => yaml, name }
  */
 export async function startStack(options = {}) {
   const {
@@ -126,6 +127,7 @@ export async function startStack(options = {}) {
     minRefetchSeconds = 1,
     refreshSeconds = 300,
     holdRouter = true,
+    transformConfig = (yaml) => yaml,
     name = 'stack',
   } = options;
   if (wasm && !existsSync(WASM_PATH)) {
@@ -215,7 +217,7 @@ export async function startStack(options = {}) {
       },
     });
     if (rendered.status !== 0) throw new Error(`envoy/render.sh failed: ${rendered.stderr}`);
-    writeFileSync(config, rendered.stdout);
+    writeFileSync(config, transformConfig(rendered.stdout));
     const adminPath = join(dir, 'admin-address.txt');
     const envoy = new Proc('envoy', envoyBinary(), [
       '-c', config, '--concurrency', '2', '--use-dynamic-base-id',
