@@ -214,10 +214,11 @@ impl HttpContext for HttpFilter {
             HeadersStep::Refuse(rejection) => self.reject_logout(&runtime, &rejection),
             HeadersStep::ReadBody => {
                 // Envoy delivers no body callbacks after a paused headers callback, so the
-                // headers go on; the body is held back (Pause in on_http_request_body) and a
-                // local reply ends the stream. Configs put Envoy's buffer filter before this
-                // one on the back-channel route so the whole body is here at once and the
-                // upstream never sees the request (see envoy/).
+                // headers go on and the body is held here (Pause in on_http_request_body)
+                // until the answer is known, which may take a key fetch. The Envoy configs
+                // of this repo put a buffer filter right after this one on the back-channel
+                // route: it holds the headers too, so the router (and the upstream) never
+                // sees the request and cannot answer before this filter does.
                 self.reading_logout_body = true;
                 Action::Continue
             }
