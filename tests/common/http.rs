@@ -163,7 +163,12 @@ pub fn send_raw(port: u16, bytes: &[u8]) -> io::Result<Response> {
     let write_result = stream.write_all(bytes);
     let mut buf = Vec::new();
     let mut chunk = [0u8; 16384];
+    // Stop at the end of the response, not at EOF: after a local reply Envoy closes only after
+    // its delayed-close timeout (1 s).
     let read_error = loop {
+        if is_complete(&buf) {
+            break None;
+        }
         match stream.read(&mut chunk) {
             Ok(0) => break None,
             Ok(n) => buf.extend_from_slice(&chunk[..n]),
@@ -183,6 +188,22 @@ pub fn send_raw(port: u16, bytes: &[u8]) -> io::Result<Response> {
             )
         })),
     }
+}
+
+/// Whether `buf` holds a whole response (by Content-Length or the last chunk).
+fn is_complete(buf: &[u8]) -> bool {
+    let Some(head_end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
+        return false;
+    };
+    let head = String::from_utf8_lossy(&buf[..head_end]).to_ascii_lowercase();
+    let body = &buf[head_end + 4..];
+    if head.contains("\r\ntransfer-encoding: chunked") {
+        return dechunk(body).is_some();
+    }
+    head.split("\r\n")
+        .find_map(|l| l.strip_prefix("content-length:"))
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .is_some_and(|len| body.len() >= len)
 }
 
 /// Parses a full HTTP/1.1 response (Content-Length, chunked, or read-until-close body).

@@ -394,11 +394,16 @@ impl Drop for Envoy {
         self.stop();
         if std::thread::panicking() || std::env::var_os("BCL_KEEP_LOGS").is_some() {
             let log = self.log();
-            let tail: Vec<&str> = log.lines().rev().take(60).collect();
+            // The filter's own lines, and Envoy's errors, are what explain a failure.
+            let interesting: Vec<&str> = log
+                .lines()
+                .filter(|l| l.contains("wasm") || l.contains("[critical]") || l.contains("[error]"))
+                .collect();
+            let tail = &interesting[interesting.len().saturating_sub(80)..];
             eprintln!(
-                "---- Envoy log kept in {} (last lines) ----\n{}\n----",
+                "---- Envoy log kept in {} (last wasm/error lines) ----\n{}\n----",
                 self.log_path().display(),
-                tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+                tail.join("\n")
             );
         } else {
             let _ = std::fs::remove_dir_all(&self.dir);
@@ -499,9 +504,10 @@ impl Checks {
     }
 }
 
-/// A token-backed browser session: an ID token cookie for (sid, sub).
+/// A token-backed browser session: an ID token cookie for (iss, sid, sub, iat).
 #[derive(Clone, Debug)]
 pub struct Session {
+    pub iss: String,
     pub sid: String,
     pub sub: String,
     pub iat: i64,
@@ -509,24 +515,44 @@ pub struct Session {
 }
 
 impl Session {
-    /// A new session with unique sid and sub, issued 5 seconds ago.
+    /// A new session of the example issuer with unique sid and sub, issued 5 seconds ago.
     pub fn new(label: &str) -> Session {
+        Self::of(ISSUER, label)
+    }
+
+    /// A new session of `iss` with unique sid and sub, issued 5 seconds ago.
+    pub fn of(iss: &str, label: &str) -> Session {
         Self::with(
+            iss,
             &jws::unique_id(&format!("sid-{label}-")),
             &jws::unique_id(&format!("sub-{label}-")),
             jws::now() - 5,
         )
     }
 
-    pub fn with(sid: &str, sub: &str, iat: i64) -> Session {
-        let claims = jws::id_token_claims(sid, sub, iat);
+    pub fn with(iss: &str, sid: &str, sub: &str, iat: i64) -> Session {
+        let mut claims = jws::id_token_claims(sid, sub, iat);
+        claims["iss"] = json!(iss);
         let id_token = keys().sign_json(Alg::Rs256, &jws::header(Alg::Rs256, Some("JWT")), &claims);
         Session {
+            iss: iss.to_string(),
             sid: sid.to_string(),
             sub: sub.to_string(),
             iat,
             id_token,
         }
+    }
+
+    /// Valid logout claims for this session (`sid` and `sub`, now).
+    pub fn logout_claims(&self) -> Value {
+        let mut c = jws::logout_claims(Some(&self.sid), Some(&self.sub));
+        c["iss"] = json!(self.iss);
+        c
+    }
+
+    /// A valid RS256 logout token for this session.
+    pub fn logout_token(&self) -> String {
+        keys().sign(Alg::Rs256, &self.logout_claims())
     }
 }
 
