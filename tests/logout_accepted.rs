@@ -1,6 +1,14 @@
 //! Valid logout tokens, as real identity providers send them, are accepted (200, no-store) and
 //! revoke the matching sessions on every Envoy worker, and only those.
 
+// Test code: helpers outside #[test] functions may unwrap and index too.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
 mod common;
 
 use common::*;
