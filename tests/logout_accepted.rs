@@ -172,5 +172,6 @@ fn valid_logout_tokens_revoke_the_matching_sessions_on_every_worker() {
     c.check(accepted == 8, || {
         format!("bcl.logout.accepted should count the 8 logouts, is {accepted}")
     });
+    check_backchannel_never_forwarded(&mut c, &envoy);
     c.finish("valid logout tokens");
 }

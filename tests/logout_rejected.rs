@@ -349,5 +349,6 @@ fn every_refusal_answers_its_code_and_revokes_nothing() {
     c.check(accepted == 2, || {
         format!("bcl.logout.accepted should be 2 (strict issuer + first replay use), is {accepted}")
     });
+    check_backchannel_never_forwarded(&mut c, &envoy);
     c.finish("refused logout requests");
 }

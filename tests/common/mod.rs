@@ -610,6 +610,23 @@ pub fn check_endpoint_answer(
     }
 }
 
+/// Checks that no request for the back-channel path ever reached the upstream.
+pub fn check_backchannel_never_forwarded(c: &mut Checks, envoy: &Envoy) {
+    let forwarded: Vec<String> = envoy
+        .upstream
+        .paths()
+        .into_iter()
+        .filter(|p| p.starts_with(BACKCHANNEL_PATH))
+        .collect();
+    c.check(forwarded.is_empty(), || {
+        format!(
+            "{} back-channel requests reached the upstream: {:?}",
+            forwarded.len(),
+            forwarded.iter().take(5).collect::<Vec<_>>()
+        )
+    });
+}
+
 /// How many of `n` requests (each on a new connection, so both workers are reached) with the
 /// session's cookie reached the upstream. Navigation-style (`Accept: text/html`).
 pub fn passes(envoy: &Envoy, session: &Session, n: usize) -> usize {

@@ -57,7 +57,7 @@ impl Upstream {
         self.hits.load(Ordering::SeqCst)
     }
 
-    /// Paths of the requests that reached the upstream, in order.
+    /// Paths of the requests that reached the upstream (complete or not), in order.
     pub fn paths(&self) -> Vec<String> {
         self.paths.lock().map(|p| p.clone()).unwrap_or_default()
     }
@@ -89,6 +89,11 @@ fn serve(conn: TcpStream, hits: &AtomicUsize, paths: &Mutex<Vec<String>>) -> io:
             .nth(1)
             .unwrap_or_default()
             .to_string();
+        // Recorded as soon as the request line arrives: a request whose body never comes
+        // still shows that the upstream saw it.
+        if let Ok(mut p) = paths.lock() {
+            p.push(path);
+        }
         let mut content_length = 0usize;
         let mut chunked = false;
         loop {
@@ -129,9 +134,6 @@ fn serve(conn: TcpStream, hits: &AtomicUsize, paths: &Mutex<Vec<String>>) -> io:
             reader.read_exact(&mut body)?;
         }
         hits.fetch_add(1, Ordering::SeqCst);
-        if let Ok(mut p) = paths.lock() {
-            p.push(path);
-        }
         let response = format!(
             "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nX-Upstream: yes\r\nContent-Length: {}\r\n\r\n{UPSTREAM_BODY}",
             UPSTREAM_BODY.len()
