@@ -30,7 +30,7 @@ ls -l "$BCL_WASM"
 section "cargo test (unit tests + integration tests against a real Envoy)"
 echo "ENVOY_BIN=$ENVOY_BIN"
 echo "BCL_WASM=$BCL_WASM"
-cargo test
+cargo test --no-fail-fast
 
 if [ -x scripts/e2e.sh ]; then
   section "end-to-end tests (scripts/e2e.sh)"
