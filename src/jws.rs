@@ -3,7 +3,6 @@
 //! Only structure here; what the header and claims mean is decided by the callers
 //! ([`crate::logout_token`] verifies, [`crate::session_cookie`] only reads).
 
-use jwt_simple::reexports::ct_codecs::{Base64UrlSafeNoPadding, Decoder};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 
@@ -62,7 +61,7 @@ fn split(token: &str) -> Result<(&str, &str, &str), &'static str> {
 
 /// Strict base64url without padding (RFC 7515, 2).
 pub fn decode_part(part: &str) -> Result<Vec<u8>, &'static str> {
-    Base64UrlSafeNoPadding::decode_to_vec(part, None).map_err(|_| "a part is not base64url")
+    crate::base64url::decode(part).ok_or("a part is not base64url")
 }
 
 #[cfg(test)]

@@ -9,6 +9,7 @@
 //! `shell` is the thin proxy-wasm layer that moves bytes between Envoy and the core.
 
 pub mod algorithm;
+pub mod base64url;
 pub mod bucket;
 pub mod config;
 pub mod endpoint;
