@@ -97,7 +97,8 @@ pub fn is_api_request(facts: &RequestFacts<'_>, cfg: &SessionConfig) -> bool {
 
 /// The answer to a request whose session is revoked or unreadable: clear the session
 /// cookies, then send a browser back to the same URL (the oauth2 filter, finding no cookie,
-/// starts a login) or tell an API client 401.
+/// starts a login) or tell an API client 401. Cookies are cleared with `Secure`, as the oauth2
+/// filter sets them: browsers do not let a non-Secure cookie replace a Secure one.
 pub fn session_refused(
     refusal: SessionRefusal,
     facts: &RequestFacts<'_>,
@@ -141,7 +142,7 @@ pub fn session_refused(
 
 fn clearing_cookie(name: &str, cfg: &SessionConfig) -> String {
     let mut cookie = format!(
-        "{name}=deleted; Path={}; Expires=Thu, 01 Jan 1970 00:00:00 GMT; Max-Age=0; HttpOnly",
+        "{name}=deleted; Path={}; Expires=Thu, 01 Jan 1970 00:00:00 GMT; Max-Age=0; Secure; HttpOnly",
         cfg.clear_cookie_path
     );
     if let Some(domain) = &cfg.clear_cookie_domain {

@@ -225,6 +225,26 @@ impl HttpContext for HttpFilter {
         }
     }
 
+    /// Without the `hold_router` buffer (see `on_http_request_headers`) the router has already
+    /// forwarded the back-channel request, and an upstream may answer before this filter is
+    /// done (for example while a key fetch is in flight). Holding that answer lets the
+    /// filter's own reply replace it: the IdP always hears from the filter.
+    fn on_http_response_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
+        if self.reading_logout_body && !self.answered {
+            Action::Pause
+        } else {
+            Action::Continue
+        }
+    }
+
+    fn on_http_response_body(&mut self, _body_size: usize, _end_of_stream: bool) -> Action {
+        if self.reading_logout_body && !self.answered {
+            Action::Pause
+        } else {
+            Action::Continue
+        }
+    }
+
     fn on_http_request_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
         if self.answered {
             return Action::Pause;
