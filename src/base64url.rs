@@ -25,6 +25,14 @@ fn sextet(c: u8) -> u8 {
     DECODE.get(usize::from(c)).copied().unwrap_or(INVALID)
 }
 
+/// Packs up to four characters' 6-bit values into one integer, or `None` on a foreign byte.
+fn accumulate(chars: &[u8]) -> Option<u32> {
+    chars.iter().try_fold(0u32, |n, &c| {
+        let v = sextet(c);
+        (v != INVALID).then_some(n << 6 | u32::from(v))
+    })
+}
+
 /// Decodes strict base64url: no padding, no whitespace, and the unused bits of the last
 /// character must be zero (one text, one meaning).
 pub fn decode(input: &str) -> Option<Vec<u8>> {
@@ -35,26 +43,12 @@ pub fn decode(input: &str) -> Option<Vec<u8>> {
     let mut out = Vec::with_capacity(bytes.len() * 3 / 4);
     let mut chunks = bytes.chunks_exact(4);
     for chunk in &mut chunks {
-        let mut n: u32 = 0;
-        for &c in chunk {
-            let v = sextet(c);
-            if v == INVALID {
-                return None;
-            }
-            n = n << 6 | u32::from(v);
-        }
+        let n = accumulate(chunk)?;
         out.extend_from_slice(&[(n >> 16) as u8, (n >> 8) as u8, n as u8]);
     }
     let rest = chunks.remainder();
     if !rest.is_empty() {
-        let mut n: u32 = 0;
-        for &c in rest {
-            let v = sextet(c);
-            if v == INVALID {
-                return None;
-            }
-            n = n << 6 | u32::from(v);
-        }
+        let n = accumulate(rest)?;
         // 2 chars carry 1 byte (+4 spare bits), 3 chars carry 2 bytes (+2 spare bits).
         let (spare_bits, len) = if rest.len() == 2 { (4, 1) } else { (2, 2) };
         if n & ((1 << spare_bits) - 1) != 0 {

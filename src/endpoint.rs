@@ -102,12 +102,17 @@ impl LogoutOutcome {
                     logout.issuer()
                 )
             }
-            Err(rejection) => format!(
-                "backchannel logout rejected: {rejection} (iss={})",
-                self.claimed_issuer.as_deref().unwrap_or("-")
-            ),
+            Err(rejection) => rejection_log_line(rejection, self.claimed_issuer.as_deref()),
         }
     }
+}
+
+/// The log line of a refusal; also used for refusals decided on the headers alone.
+pub fn rejection_log_line(rejection: &Rejection, claimed_issuer: Option<&str>) -> String {
+    format!(
+        "backchannel logout rejected: {rejection} (iss={})",
+        claimed_issuer.unwrap_or("-")
+    )
 }
 
 /// Handles a complete body: form, token, validation, replay check and revocation.

@@ -56,6 +56,16 @@ pub fn logout_rejected(rejection: &Rejection) -> LocalResponse {
     }
 }
 
+/// 503: the filter cannot decide (not configured, or the revocation store failed). The
+/// filter is fail-closed: an unchecked request is never forwarded.
+pub fn unavailable() -> LocalResponse {
+    LocalResponse {
+        status: 503,
+        headers: vec![("cache-control", "no-store".into())],
+        body: Vec::new(),
+    }
+}
+
 /// Why a session was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SessionRefusal {

@@ -93,34 +93,25 @@ impl RevocationStore {
         }
 
         let expires_at = now.saturating_add(self.ttl);
+        let revoke = |kind: EntryKind, value: &str| -> Result<i64, Rejection> {
+            let entry = Entry {
+                kind,
+                issuer: logout.issuer().to_owned(),
+                value: value.to_owned(),
+                cutoff: logout.iat(),
+                expires_at,
+            };
+            self.revocations
+                .insert(store, &entry, OnExisting::Merge, now)
+                .map(|outcome| outcome.entry_delta)
+                .map_err(store_rejection)
+        };
         let mut entry_delta = 0;
         if let Some(sid) = logout.sid().filter(|_| logout.revokes_session()) {
-            let entry = Entry {
-                kind: EntryKind::Session,
-                issuer: logout.issuer().to_owned(),
-                value: sid.to_owned(),
-                cutoff: logout.iat(),
-                expires_at,
-            };
-            entry_delta += self
-                .revocations
-                .insert(store, &entry, OnExisting::Merge, now)
-                .map_err(store_rejection)?
-                .entry_delta;
+            entry_delta += revoke(EntryKind::Session, sid)?;
         }
         if let Some(sub) = logout.sub().filter(|_| logout.revokes_user_sessions()) {
-            let entry = Entry {
-                kind: EntryKind::User,
-                issuer: logout.issuer().to_owned(),
-                value: sub.to_owned(),
-                cutoff: logout.iat(),
-                expires_at,
-            };
-            entry_delta += self
-                .revocations
-                .insert(store, &entry, OnExisting::Merge, now)
-                .map_err(store_rejection)?
-                .entry_delta;
+            entry_delta += revoke(EntryKind::User, sub)?;
         }
         Ok(Recorded { entry_delta })
     }

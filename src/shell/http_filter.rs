@@ -6,11 +6,14 @@ use super::jwks_client::{
     is_remote, on_answer, refresh_from_shared, start_fetch, FetchStep, PendingFetch,
 };
 use super::Runtime;
-use crate::endpoint::{on_request_body, on_request_headers, process_logout, BodyStep, HeadersStep};
+use crate::endpoint::{
+    on_request_body, on_request_headers, process_logout, rejection_log_line, BodyStep, HeadersStep,
+};
 use crate::jwks_fetch::FetchReason;
 use crate::rejection::Rejection;
 use crate::responses::{
-    logout_accepted, logout_rejected, session_refused, RequestFacts, SessionRefusal,
+    logout_accepted, logout_rejected, session_refused, unavailable, LocalResponse, RequestFacts,
+    SessionRefusal,
 };
 use crate::session_check::{check_session, SessionVerdict};
 use proxy_wasm::hostcalls;
@@ -45,14 +48,15 @@ impl HttpFilter {
         log(
             LogLevel::Info,
             &format!(
-                "backchannel logout rejected: {rejection} (iss=-) [ctx {}]",
+                "{} [ctx {}]",
+                rejection_log_line(rejection, None),
                 self.context_id
             ),
         );
         self.answer(&logout_rejected(rejection))
     }
 
-    fn answer(&mut self, response: &crate::responses::LocalResponse) -> Action {
+    fn answer(&mut self, response: &LocalResponse) -> Action {
         self.answered = true;
         send_response(response);
         Action::Pause
@@ -124,13 +128,7 @@ impl HttpFilter {
                     LogLevel::Error,
                     &format!("backchannel logout: revocation lookup failed: {error}"),
                 );
-                self.answered = true;
-                send_response(&crate::responses::LocalResponse {
-                    status: 503,
-                    headers: vec![("cache-control", "no-store".into())],
-                    body: Vec::new(),
-                });
-                return Action::Pause;
+                return self.answer(&unavailable());
             }
         };
         match refusal {
@@ -184,13 +182,7 @@ impl HttpContext for HttpFilter {
     fn on_http_request_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
         let Some(runtime) = self.runtime.clone() else {
             // Not configured: fail closed.
-            self.answered = true;
-            send_response(&crate::responses::LocalResponse {
-                status: 503,
-                headers: vec![("cache-control", "no-store".into())],
-                body: Vec::new(),
-            });
-            return Action::Pause;
+            return self.answer(&unavailable());
         };
         let path = request_header(":path").unwrap_or_default();
         let path_only = path.split('?').next().unwrap_or_default();
