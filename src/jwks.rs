@@ -7,6 +7,7 @@
 //! a real IdP's JWKS often carries encryption keys beside the signing ones.
 
 use crate::algorithm::{Algorithm, KeyFamily};
+use crate::der::{ec_spki, ecdsa_signature, rsa_spki, Curve};
 use crate::jws::decode_part;
 use jwt_simple::prelude::*;
 use serde_json::{Map, Value};
@@ -23,6 +24,24 @@ pub struct KeyEntry {
     pub kid: Option<String>,
     pub alg: Algorithm,
     key: VerifyingKey,
+    /// The same key for a host's native crypto, when the algorithm has a native form.
+    native: Option<NativeKey>,
+}
+
+/// A key as a host's native crypto takes it: SubjectPublicKeyInfo DER and a hash name.
+struct NativeKey {
+    spki: Vec<u8>,
+    hash: &'static str,
+    /// For ECDSA: the curve, to turn the JWS `r || s` signature into DER.
+    ecdsa_curve: Option<Curve>,
+}
+
+/// Signature verification by the host (Envoy's BoringSSL through its `verify_signature`
+/// foreign function: about 40 times faster than pure Rust inside the Wasm VM).
+pub trait NativeVerifier {
+    /// `Some(valid)` when the host checked the signature; `None` when it cannot (another
+    /// proxy-wasm host, or an error), and the pure-Rust path is used instead.
+    fn verify(&self, hash: &str, spki: &[u8], signature: &[u8], signed: &[u8]) -> Option<bool>;
 }
 
 enum VerifyingKey {
@@ -76,12 +95,14 @@ impl KeySet {
 
     /// Verifies the JWS signature with the keys bound to `alg`, chosen by `kid` when the
     /// token has one (keys without a `kid` stay candidates), or all of them otherwise.
-    /// Only the signature is checked here; claims are the caller's business.
+    /// Only the signature is checked here; claims are the caller's business. The host's
+    /// native crypto is used when given and able; otherwise pure Rust.
     pub fn verify(
         &self,
         token: &str,
         alg: Algorithm,
         kid: Option<&str>,
+        native: Option<&dyn NativeVerifier>,
     ) -> Result<(), VerifyFailure> {
         let mut result = Err(VerifyFailure::NoMatchingKey);
         for entry in self.keys.iter().filter(|k| k.alg == alg) {
@@ -90,13 +111,54 @@ impl KeySet {
                     continue;
                 }
             }
-            match entry.key.verify_signature(token) {
+            let checked = native.and_then(|host| entry.verify_natively(host, token));
+            let outcome = match checked {
+                Some(true) => Ok(()),
+                Some(false) => Err(VerifyFailure::BadSignature),
+                None => entry.key.verify_signature(token),
+            };
+            match outcome {
                 Ok(()) => return Ok(()),
                 Err(failure) => result = Err(failure),
             }
         }
         result
     }
+}
+
+impl KeyEntry {
+    fn verify_natively(&self, host: &dyn NativeVerifier, token: &str) -> Option<bool> {
+        let native = self.native.as_ref()?;
+        let (signed, signature_b64) = token.rsplit_once('.')?;
+        let raw = crate::base64url::decode(signature_b64)?;
+        let signature = match native.ecdsa_curve {
+            // A signature of the wrong length is simply invalid.
+            Some(curve) => match ecdsa_signature(curve, &raw) {
+                Some(der) => der,
+                None => return Some(false),
+            },
+            None => raw,
+        };
+        host.verify(native.hash, &native.spki, &signature, signed.as_bytes())
+    }
+}
+
+/// The native form of a key for `alg`: Envoy's `verify_signature` takes PKCS#1 v1.5 RSA and
+/// ECDSA keys with a digest name; RSA-PSS and Ed25519 stay on the pure-Rust path.
+fn native_key(alg: Algorithm, spki: Vec<u8>) -> Option<NativeKey> {
+    let (hash, ecdsa_curve) = match alg {
+        Algorithm::RS256 => ("sha256", None),
+        Algorithm::RS384 => ("sha384", None),
+        Algorithm::RS512 => ("sha512", None),
+        Algorithm::ES256 => ("sha256", Some(Curve::P256)),
+        Algorithm::ES384 => ("sha384", Some(Curve::P384)),
+        _ => return None,
+    };
+    Some(NativeKey {
+        spki,
+        hash,
+        ecdsa_curve,
+    })
 }
 
 impl VerifyingKey {
@@ -230,6 +292,7 @@ fn parse_jwk(jwk: &Map<String, Value>, allowed: &[Algorithm]) -> Result<Vec<KeyE
     };
     let mut entries = Vec::with_capacity(algorithms.len());
     for alg in algorithms {
+        let mut spki = None;
         let key = match family {
             KeyFamily::Rsa => {
                 let n = b64("n")?;
@@ -238,6 +301,7 @@ fn parse_jwk(jwk: &Map<String, Value>, allowed: &[Algorithm]) -> Result<Vec<KeyE
                 if significant < MIN_RSA_MODULUS_BYTES {
                     return Err("RSA modulus is shorter than 2048 bits".into());
                 }
+                spki = Some(rsa_spki(&n, &e));
                 rsa_key(alg, &n, &e).map_err(|_| "RSA key is invalid".to_string())?
             }
             KeyFamily::EcP256 | KeyFamily::EcP384 => {
@@ -252,6 +316,12 @@ fn parse_jwk(jwk: &Map<String, Value>, allowed: &[Algorithm]) -> Result<Vec<KeyE
                 point.extend_from_slice(&x);
                 point.extend_from_slice(&y);
                 let invalid = |_| "EC point is not on the curve".to_string();
+                let curve = if family == KeyFamily::EcP256 {
+                    Curve::P256
+                } else {
+                    Curve::P384
+                };
+                spki = Some(ec_spki(curve, &point));
                 if family == KeyFamily::EcP256 {
                     VerifyingKey::Es256(ES256PublicKey::from_bytes(&point).map_err(invalid)?)
                 } else {
@@ -270,6 +340,7 @@ fn parse_jwk(jwk: &Map<String, Value>, allowed: &[Algorithm]) -> Result<Vec<KeyE
             kid: kid.clone(),
             alg,
             key,
+            native: spki.and_then(|spki| native_key(alg, spki)),
         });
     }
     Ok(entries)

@@ -12,6 +12,7 @@ pub mod algorithm;
 pub mod base64url;
 pub mod bucket;
 pub mod config;
+pub mod der;
 pub mod endpoint;
 pub mod form;
 pub mod jwks;

@@ -8,7 +8,7 @@
 //! makes a logout for an unknown session a success anyway.
 
 use crate::algorithm::{is_forbidden_name, Algorithm};
-use crate::jwks::{KeySet, VerifyFailure};
+use crate::jwks::{KeySet, NativeVerifier, VerifyFailure};
 use crate::jws;
 use crate::rejection::Rejection;
 use serde_json::{Map, Value};
@@ -37,6 +37,11 @@ pub struct IssuerPolicy {
 pub trait KeySource {
     /// The keys of the issuer at `issuer_index`, or `None` while none are known yet.
     fn keys(&self, issuer_index: usize) -> Option<&KeySet>;
+
+    /// The host's native signature check, if it has one.
+    fn native_verifier(&self) -> Option<&dyn NativeVerifier> {
+        None
+    }
 }
 
 /// A logout token that passed every check. Only [`validate`] can build one, so nothing
@@ -161,7 +166,7 @@ pub fn validate(
     // Step 2: the signature, with a key of the issuer chosen by kid among keys of `alg`.
     let key_set = keys.keys(issuer_index).ok_or(Rejection::KeysUnavailable)?;
     key_set
-        .verify(token, alg, header.kid.as_deref())
+        .verify(token, alg, header.kid.as_deref(), keys.native_verifier())
         .map_err(|failure| match failure {
             VerifyFailure::NoMatchingKey => Rejection::UnknownKid,
             VerifyFailure::BadSignature => Rejection::Signature,

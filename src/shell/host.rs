@@ -1,6 +1,7 @@
 //! Small wrappers over proxy-wasm host calls that never panic on our side: every failure
 //! becomes a value the caller handles (the SDK's `Context` helpers unwrap host statuses).
 
+use crate::jwks::NativeVerifier;
 use crate::responses::LocalResponse;
 use crate::shared_store::{SharedStore, WriteError};
 use proxy_wasm::hostcalls;
@@ -65,4 +66,49 @@ impl SharedStore for EnvoySharedData {
             ))),
         }
     }
+}
+
+/// Envoy's `verify_signature` foreign function: BoringSSL checks the signature outside the
+/// Wasm VM (RS256 in about 19 µs instead of about 750 µs in pure Rust inside V8).
+pub struct EnvoyCrypto;
+
+impl NativeVerifier for EnvoyCrypto {
+    fn verify(&self, hash: &str, spki: &[u8], signature: &[u8], signed: &[u8]) -> Option<bool> {
+        let arguments = verify_signature_arguments(hash, spki, signature, signed);
+        match hostcalls::call_foreign_function("verify_signature", Some(&arguments)) {
+            // proto3 leaves out default fields: an empty answer is `result: false`.
+            Ok(answer) => Some(verify_signature_result(&answer.unwrap_or_default())),
+            // Not this host, or it failed: the caller falls back to pure Rust.
+            Err(_) => None,
+        }
+    }
+}
+
+/// `envoy.source.extensions.common.wasm.VerifySignatureArguments`: fields 1 `hash_function`,
+/// 2 `public_key`, 3 `signature`, 4 `text`, all length-delimited.
+fn verify_signature_arguments(hash: &str, spki: &[u8], signature: &[u8], signed: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(hash.len() + spki.len() + signature.len() + signed.len() + 16);
+    for (field, bytes) in [
+        (1u8, hash.as_bytes()),
+        (2, spki),
+        (3, signature),
+        (4, signed),
+    ] {
+        out.push(field << 3 | 2);
+        let mut len = bytes.len();
+        while len >= 0x80 {
+            out.push((len as u8) | 0x80);
+            len >>= 7;
+        }
+        out.push(len as u8);
+        out.extend_from_slice(bytes);
+    }
+    out
+}
+
+/// `VerifySignatureResult` is `{1: bool result, 2: string error}`. Envoy serialises fields in
+/// field-number order and leaves out defaults, so a valid signature is exactly an answer that
+/// starts with field 1 (tag `0x08`) set to 1; anything else (absent, 0, only an error) is not.
+fn verify_signature_result(answer: &[u8]) -> bool {
+    answer.starts_with(&[0x08, 0x01])
 }

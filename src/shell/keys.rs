@@ -2,8 +2,9 @@
 //! from the identity provider and kept in shared data (one fetch for the whole Envoy), parsed
 //! again only when the shared copy changes.
 
+use super::host::EnvoyCrypto;
 use crate::config::{FilterConfig, KeySourceConfig};
-use crate::jwks::KeySet;
+use crate::jwks::{KeySet, NativeVerifier};
 use crate::logout_token::KeySource;
 
 enum CachedKeys {
@@ -62,5 +63,9 @@ impl KeySource for KeyCache {
             CachedKeys::Inline(keys) => Some(keys),
             CachedKeys::Remote { keys, .. } => keys.as_ref(),
         }
+    }
+
+    fn native_verifier(&self) -> Option<&dyn NativeVerifier> {
+        Some(&EnvoyCrypto)
     }
 }
