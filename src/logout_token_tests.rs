@@ -383,3 +383,70 @@ fn b64(s: &str) -> String {
     use jwt_simple::reexports::ct_codecs::{Base64UrlSafeNoPadding, Encoder};
     Base64UrlSafeNoPadding::encode_to_string(s).unwrap()
 }
+
+/// A host crypto stand-in: answers as told and counts the calls.
+struct FakeHost {
+    answer: Option<bool>,
+    calls: std::cell::Cell<usize>,
+}
+
+impl crate::jwks::NativeVerifier for FakeHost {
+    fn verify(&self, hash: &str, spki: &[u8], signature: &[u8], _signed: &[u8]) -> Option<bool> {
+        assert_eq!(hash, "sha256");
+        assert_eq!(
+            spki.first(),
+            Some(&0x30),
+            "SubjectPublicKeyInfo is a DER SEQUENCE"
+        );
+        assert_eq!(
+            signature.first(),
+            Some(&0x30),
+            "ECDSA signature handed over as DER"
+        );
+        self.calls.set(self.calls.get() + 1);
+        self.answer
+    }
+}
+
+struct WithHost<'a>(&'a KeySet, &'a FakeHost);
+
+impl KeySource for WithHost<'_> {
+    fn keys(&self, _: usize) -> Option<&KeySet> {
+        Some(self.0)
+    }
+    fn native_verifier(&self) -> Option<&dyn crate::jwks::NativeVerifier> {
+        Some(self.1)
+    }
+}
+
+#[test]
+fn host_crypto_decides_when_it_can_and_pure_rust_otherwise() {
+    let f = fixture();
+    let token = f.es_token(good_claims());
+    let policies = std::slice::from_ref(&f.policy);
+    let says_no = FakeHost {
+        answer: Some(false),
+        calls: 0.into(),
+    };
+    assert_eq!(
+        validate(&token, policies, &WithHost(&f.keys, &says_no), NOW),
+        Err(Rejection::Signature)
+    );
+    assert_eq!(says_no.calls.get(), 1);
+    let unavailable = FakeHost {
+        answer: None,
+        calls: 0.into(),
+    };
+    assert!(
+        validate(&token, policies, &WithHost(&f.keys, &unavailable), NOW).is_ok(),
+        "falls back to pure Rust"
+    );
+    // EdDSA has no native form: the host is not asked.
+    let ed_token = f.ed.sign(claims_of(good_claims())).unwrap();
+    let never = FakeHost {
+        answer: Some(false),
+        calls: 0.into(),
+    };
+    assert!(validate(&ed_token, policies, &WithHost(&f.keys, &never), NOW).is_ok());
+    assert_eq!(never.calls.get(), 0);
+}
