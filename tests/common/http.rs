@@ -156,11 +156,27 @@ pub fn form_encode(s: &str) -> String {
 /// A write error (the server answered early and closed, e.g. an oversized body) is not fatal:
 /// the answer already sent is still read.
 pub fn send_raw(port: u16, bytes: &[u8]) -> io::Result<Response> {
-    let mut stream = TcpStream::connect(("127.0.0.1", port))?;
-    stream.set_read_timeout(Some(Duration::from_secs(20)))?;
-    stream.set_write_timeout(Some(Duration::from_secs(20)))?;
+    let mut stream = connect(port)?;
     // No half-close after writing: Envoy treats a client FIN as an abandoned request.
     let write_result = stream.write_all(bytes);
+    read_response(&mut stream, write_result.err())
+}
+
+/// A new connection to `127.0.0.1:port` with the client's read and write timeouts (for tests
+/// that write a request in several steps, e.g. to line up concurrent requests).
+pub fn connect(port: u16) -> io::Result<TcpStream> {
+    let stream = TcpStream::connect(("127.0.0.1", port))?;
+    stream.set_read_timeout(Some(Duration::from_secs(20)))?;
+    stream.set_write_timeout(Some(Duration::from_secs(20)))?;
+    Ok(stream)
+}
+
+/// Reads one response from `stream`. `write_error` (from sending the request) is reported only
+/// when no response can be read.
+pub fn read_response(
+    stream: &mut TcpStream,
+    write_error: Option<io::Error>,
+) -> io::Result<Response> {
     let mut buf = Vec::new();
     let mut chunk = [0u8; 16384];
     // Stop at the end of the response, not at EOF: after a local reply Envoy closes only after
@@ -178,7 +194,7 @@ pub fn send_raw(port: u16, bytes: &[u8]) -> io::Result<Response> {
     };
     match parse_response(&buf) {
         Some(r) => Ok(r),
-        None => Err(read_error.or(write_result.err()).unwrap_or_else(|| {
+        None => Err(read_error.or(write_error).unwrap_or_else(|| {
             io::Error::new(
                 io::ErrorKind::InvalidData,
                 format!(

@@ -16,6 +16,7 @@
 )]
 
 pub mod http;
+pub mod idp;
 pub mod jws;
 pub mod upstream;
 
@@ -163,12 +164,37 @@ impl Envoy {
         Self::try_start_with_template(plugin_config, "test-minimal.yaml.tmpl", true)
     }
 
+    /// Starts Envoy with the template's `idp` cluster pointing at `127.0.0.1:<idp_port>` (the
+    /// test's [`idp::Idp`]). Panics with the log when it does not come up.
+    pub fn start_with_idp(plugin_config: &Value, idp_port: u16) -> Envoy {
+        match Self::try_start_full(
+            plugin_config,
+            "test-minimal.yaml.tmpl",
+            true,
+            Some(idp_port),
+        ) {
+            Ok(e) => e,
+            Err(err) => panic!("Envoy did not start: {err:#?}"),
+        }
+    }
+
     /// Starts Envoy from a template under `envoy/`; `with_filter: false` cuts the wasm filter
     /// out (harness self-checks without a built filter).
     pub fn try_start_with_template(
         plugin_config: &Value,
         template: &str,
         with_filter: bool,
+    ) -> Result<Envoy, StartError> {
+        Self::try_start_full(plugin_config, template, with_filter, None)
+    }
+
+    /// Starts Envoy from a template; `idp_port` fills `@IDP_PORT@` (the upstream's port when
+    /// `None`, which leaves the `idp` cluster unused).
+    pub fn try_start_full(
+        plugin_config: &Value,
+        template: &str,
+        with_filter: bool,
+        idp_port: Option<u16>,
     ) -> Result<Envoy, StartError> {
         let io = |e: std::io::Error| StartError::Io(e.to_string());
         let upstream = Upstream::start().map_err(io)?;
@@ -184,7 +210,10 @@ impl Envoy {
         } else {
             PathBuf::from("/nonexistent.wasm")
         };
-        let mut config = render(&template_text, &wasm, plugin_config, upstream.port());
+        let mut config = render(&template_text, &wasm, plugin_config, upstream.port()).replace(
+            "@IDP_PORT@",
+            &idp_port.unwrap_or(upstream.port()).to_string(),
+        );
         if !with_filter {
             config = strip_wasm_filter(&config);
         }
@@ -411,7 +440,8 @@ impl Drop for Envoy {
     }
 }
 
-/// Fills the template's placeholders (each with a JSON value, valid YAML flow scalar).
+/// Fills the template's placeholders (each with a JSON value, valid YAML flow scalar), all but
+/// `@IDP_PORT@`, which [`Envoy::try_start_full`] fills.
 pub fn render(template: &str, wasm: &Path, plugin_config: &Value, upstream_port: u16) -> String {
     let wasm = Value::String(wasm.display().to_string()).to_string();
     let config = Value::String(plugin_config.to_string()).to_string();
