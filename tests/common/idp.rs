@@ -4,12 +4,11 @@
 //! wait for "the next fetch" instead of sleeping. Envoy reaches it through the `idp` cluster of
 //! `envoy/test-minimal.yaml.tmpl` ([`crate::common::Envoy::start_with_idp`]).
 
+use super::server::LoopbackServer;
 use std::collections::HashMap;
 use std::io::{self, BufRead, BufReader, Write};
-use std::net::{TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::net::TcpStream;
 use std::sync::{Arc, Mutex};
-use std::thread;
 use std::time::{Duration, Instant};
 
 /// What the server answers at one path.
@@ -59,46 +58,27 @@ struct State {
 }
 
 pub struct Idp {
-    port: u16,
-    stop: Arc<AtomicBool>,
+    server: LoopbackServer,
     state: Arc<Mutex<State>>,
-    accept_thread: Option<thread::JoinHandle<()>>,
 }
 
 impl Idp {
     pub fn start() -> io::Result<Idp> {
-        let listener = TcpListener::bind(("127.0.0.1", 0))?;
-        let port = listener.local_addr()?.port();
-        let stop = Arc::new(AtomicBool::new(false));
         let state = Arc::new(Mutex::new(State::default()));
-        let (s, st) = (stop.clone(), state.clone());
-        let accept_thread = thread::spawn(move || {
-            for conn in listener.incoming() {
-                if s.load(Ordering::SeqCst) {
-                    break;
-                }
-                let Ok(conn) = conn else { continue };
-                let st = st.clone();
-                thread::spawn(move || {
-                    let _ = serve(conn, &st);
-                });
-            }
-        });
-        Ok(Idp {
-            port,
-            stop,
-            state,
-            accept_thread: Some(accept_thread),
-        })
+        let st = state.clone();
+        let server = LoopbackServer::start(move |conn| {
+            let _ = serve(conn, &st);
+        })?;
+        Ok(Idp { server, state })
     }
 
     pub fn port(&self) -> u16 {
-        self.port
+        self.server.port()
     }
 
     /// `http://127.0.0.1:<port>`, the base URL (and issuer, for discovery).
     pub fn base_url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
+        format!("http://127.0.0.1:{}", self.port())
     }
 
     /// From now on, requests for `path` (without query) get `answer`.
@@ -146,17 +126,6 @@ impl Idp {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
-    }
-}
-
-impl Drop for Idp {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        // Wake the accept loop.
-        let _ = TcpStream::connect(("127.0.0.1", self.port));
-        if let Some(t) = self.accept_thread.take() {
-            let _ = t.join();
-        }
     }
 }
 

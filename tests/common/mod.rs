@@ -18,6 +18,7 @@
 pub mod http;
 pub mod idp;
 pub mod jws;
+pub mod server;
 pub mod upstream;
 
 use std::collections::HashMap;

@@ -2,54 +2,38 @@
 //! `200 hello from upstream` and counts what reached it, so a test can tell "passed the filter"
 //! from "answered by the filter".
 
+use super::server::LoopbackServer;
 use std::io::{self, BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::net::TcpStream;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::thread;
 use std::time::Duration;
 
 pub const UPSTREAM_BODY: &str = "hello from upstream";
 
 pub struct Upstream {
-    port: u16,
-    stop: Arc<AtomicBool>,
+    server: LoopbackServer,
     hits: Arc<AtomicUsize>,
     paths: Arc<Mutex<Vec<String>>>,
-    accept_thread: Option<thread::JoinHandle<()>>,
 }
 
 impl Upstream {
     pub fn start() -> io::Result<Upstream> {
-        let listener = TcpListener::bind(("127.0.0.1", 0))?;
-        let port = listener.local_addr()?.port();
-        let stop = Arc::new(AtomicBool::new(false));
         let hits = Arc::new(AtomicUsize::new(0));
         let paths = Arc::new(Mutex::new(Vec::new()));
-        let (s, h, p) = (stop.clone(), hits.clone(), paths.clone());
-        let accept_thread = thread::spawn(move || {
-            for conn in listener.incoming() {
-                if s.load(Ordering::SeqCst) {
-                    break;
-                }
-                let Ok(conn) = conn else { continue };
-                let (h, p) = (h.clone(), p.clone());
-                thread::spawn(move || {
-                    let _ = serve(conn, &h, &p);
-                });
-            }
-        });
+        let (h, p) = (hits.clone(), paths.clone());
+        let server = LoopbackServer::start(move |conn| {
+            let _ = serve(conn, &h, &p);
+        })?;
         Ok(Upstream {
-            port,
-            stop,
+            server,
             hits,
             paths,
-            accept_thread: Some(accept_thread),
         })
     }
 
     pub fn port(&self) -> u16 {
-        self.port
+        self.server.port()
     }
 
     /// Requests that reached the upstream so far.
@@ -60,17 +44,6 @@ impl Upstream {
     /// Paths of the requests that reached the upstream (complete or not), in order.
     pub fn paths(&self) -> Vec<String> {
         self.paths.lock().map(|p| p.clone()).unwrap_or_default()
-    }
-}
-
-impl Drop for Upstream {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        // Wake the accept loop.
-        let _ = TcpStream::connect(("127.0.0.1", self.port));
-        if let Some(t) = self.accept_thread.take() {
-            let _ = t.join();
-        }
     }
 }
 

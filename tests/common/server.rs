@@ -1,0 +1,58 @@
+//! The accept loop shared by the tests' servers ([`crate::common::upstream`],
+//! [`crate::common::idp`]): listen on 127.0.0.1 port 0, serve each connection on its own
+//! thread, stop when dropped.
+
+use std::net::{TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread;
+
+pub struct LoopbackServer {
+    port: u16,
+    stop: Arc<AtomicBool>,
+    accept_thread: Option<thread::JoinHandle<()>>,
+}
+
+impl LoopbackServer {
+    /// Starts accepting; `serve` gets every connection, on a thread of its own.
+    pub fn start<F>(serve: F) -> std::io::Result<LoopbackServer>
+    where
+        F: Fn(TcpStream) + Send + Sync + 'static,
+    {
+        let listener = TcpListener::bind(("127.0.0.1", 0))?;
+        let port = listener.local_addr()?.port();
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopping = stop.clone();
+        let serve = Arc::new(serve);
+        let accept_thread = thread::spawn(move || {
+            for conn in listener.incoming() {
+                if stopping.load(Ordering::SeqCst) {
+                    break;
+                }
+                let Ok(conn) = conn else { continue };
+                let serve = serve.clone();
+                thread::spawn(move || serve(conn));
+            }
+        });
+        Ok(LoopbackServer {
+            port,
+            stop,
+            accept_thread: Some(accept_thread),
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+}
+
+impl Drop for LoopbackServer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        // Wake the accept loop.
+        let _ = TcpStream::connect(("127.0.0.1", self.port));
+        if let Some(t) = self.accept_thread.take() {
+            let _ = t.join();
+        }
+    }
+}
