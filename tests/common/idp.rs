@@ -4,12 +4,12 @@
 //! wait for "the next fetch" instead of sleeping. Envoy reaches it through the `idp` cluster of
 //! `envoy/test-minimal.yaml.tmpl` ([`crate::common::Envoy::start_with_idp`]).
 
-use super::server::LoopbackServer;
+use super::server::{next_request_line, Connection, LoopbackServer};
 use std::collections::HashMap;
-use std::io::{self, BufRead, BufReader, Write};
+use std::io::{self, BufRead, Write};
 use std::net::TcpStream;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 /// What the server answers at one path.
 #[derive(Clone, Debug)]
@@ -132,14 +132,14 @@ impl Idp {
 /// Serves keep-alive GET requests on one connection until the peer closes (Envoy's cluster
 /// connection pool reuses connections).
 fn serve(conn: TcpStream, state: &Mutex<State>) -> io::Result<()> {
-    conn.set_read_timeout(Some(Duration::from_secs(60)))?;
-    let mut writer = conn.try_clone()?;
-    let mut reader = BufReader::new(conn);
+    let Connection {
+        mut reader,
+        mut writer,
+    } = Connection::new(conn)?;
     loop {
-        let mut request_line = String::new();
-        if reader.read_line(&mut request_line)? == 0 {
+        let Some(request_line) = next_request_line(&mut reader)? else {
             return Ok(());
-        }
+        };
         let target = request_line.split(' ').nth(1).unwrap_or_default();
         let path = target.split('?').next().unwrap_or_default().to_string();
         // Headers: the key fetches are GETs without a body, so they are only skipped.

@@ -2,10 +2,12 @@
 //! [`crate::common::idp`]): listen on 127.0.0.1 port 0, serve each connection on its own
 //! thread, stop when dropped.
 
+use std::io::{self, BufRead, BufReader};
 use std::net::{TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread;
+use std::time::Duration;
 
 pub struct LoopbackServer {
     port: u16,
@@ -55,4 +57,27 @@ impl Drop for LoopbackServer {
             let _ = t.join();
         }
     }
+}
+
+/// One keep-alive connection as the servers read it: a buffered reader and a writer.
+pub struct Connection {
+    pub reader: BufReader<TcpStream>,
+    pub writer: TcpStream,
+}
+
+impl Connection {
+    pub fn new(conn: TcpStream) -> io::Result<Connection> {
+        conn.set_read_timeout(Some(Duration::from_secs(60)))?;
+        let writer = conn.try_clone()?;
+        Ok(Connection {
+            reader: BufReader::new(conn),
+            writer,
+        })
+    }
+}
+
+/// The next request line, or `None` when the peer closed the connection.
+pub fn next_request_line(reader: &mut BufReader<TcpStream>) -> io::Result<Option<String>> {
+    let mut line = String::new();
+    Ok((reader.read_line(&mut line)? > 0).then_some(line))
 }

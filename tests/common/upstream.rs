@@ -2,12 +2,11 @@
 //! `200 hello from upstream` and counts what reached it, so a test can tell "passed the filter"
 //! from "answered by the filter".
 
-use super::server::LoopbackServer;
-use std::io::{self, BufRead, BufReader, Read, Write};
+use super::server::{next_request_line, Connection, LoopbackServer};
+use std::io::{self, BufRead, Read, Write};
 use std::net::TcpStream;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 pub const UPSTREAM_BODY: &str = "hello from upstream";
 
@@ -49,14 +48,14 @@ impl Upstream {
 
 /// Serves keep-alive requests on one connection until the peer closes.
 fn serve(conn: TcpStream, hits: &AtomicUsize, paths: &Mutex<Vec<String>>) -> io::Result<()> {
-    conn.set_read_timeout(Some(Duration::from_secs(60)))?;
-    let mut writer = conn.try_clone()?;
-    let mut reader = BufReader::new(conn);
+    let Connection {
+        mut reader,
+        mut writer,
+    } = Connection::new(conn)?;
     loop {
-        let mut request_line = String::new();
-        if reader.read_line(&mut request_line)? == 0 {
+        let Some(request_line) = next_request_line(&mut reader)? else {
             return Ok(());
-        }
+        };
         let path = request_line
             .split(' ')
             .nth(1)
