@@ -1,107 +1,93 @@
-//! A bounded set of expiring entries spread over a fixed number of shared-data keys.
+//! A set of expiring 16-byte entries spread over a FIXED number of Envoy shared-data keys
+//! (buckets), with one shared counter that caps the whole set exactly.
 //!
-//! Envoy shared data cannot delete keys, so the key count is fixed by configuration
-//! (`<prefix><n>` for n below the bucket count) and each key's value holds at most
-//! `capacity` entries. Expired entries are dropped whenever a bucket is rewritten and by
-//! [`BucketedSet::sweep`], so memory is bounded by `buckets × capacity × largest entry`
-//! whatever happens over the process's life.
+//! Fixed, because Envoy keeps shared data across a configuration reload: a layout derived
+//! from the configuration would look for old revocations in the wrong buckets after a reload
+//! and let revoked sessions through. Nothing here depends on the configuration but the cap.
 //!
-//! Writes are compare-and-swap loops: a concurrent write on another worker makes the CAS
-//! fail, and the loop re-reads and re-applies, so no writer's entry is lost.
+//! Exact cap, because a per-bucket cap lets hashing decide when the store is full (the first
+//! refusal came at 57 % of the advertised capacity). The counter makes the cap global; the
+//! per-bucket limit that remains is four times the mean plus slack, which uniform hashing
+//! does not reach before the global cap (it only stops a hostile concentration).
+//!
+//! Shared data has no delete and no create-if-absent: values are rewritten with
+//! compare-and-swap, expired entries are dropped whenever a bucket is written and by
+//! [`BucketedSet::sweep`], and a write that created a key is read back (two creators race).
+//!
+//! Value format: one version byte (2), then entries of `id u64, cutoff u32, expires_at u32`
+//! (little-endian). Anything else in a bucket (a torn or foreign value) reads as no entries,
+//! never a panic.
 
 use crate::shared_store::{SharedStore, WriteError};
 
-/// Format byte at the start of every bucket value; an unknown one is treated as empty.
-const FORMAT_V1: u8 = 1;
-/// Bytes before the two length-prefixed strings of an entry.
-const ENTRY_FIXED_BYTES: usize = 1 + 8 + 8 + 2 + 2;
-const MAX_CAS_ATTEMPTS: usize = 32;
+const FORMAT_V2: u8 = 2;
+/// Bytes of one entry in a bucket.
+pub const ENTRY_BYTES: usize = 16;
+/// Concurrent writers are few (Envoy's workers); this only bounds a pathological loop.
+const MAX_CAS_ATTEMPTS: usize = 64;
+/// A bucket may hold this many times its mean share of the cap, plus [`BUCKET_SLACK`].
+const BUCKET_SPREAD_FACTOR: u32 = 4;
+const BUCKET_SLACK: u32 = 32;
 
-/// What an entry is about; one byte in the stored form.
+/// One entry: what it names (an [`crate::entry_id`]), a cutoff (the logout's `iat` for
+/// user-wide revocations) and when it stops counting (Unix seconds).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[repr(u8)]
-pub enum EntryKind {
-    /// One session: (issuer, sid).
-    Session = 1,
-    /// All of a user's sessions issued up to `cutoff`: (issuer, sub).
-    User = 2,
-    /// A logout token's `jti`, for replay detection: (issuer, jti).
-    TokenId = 3,
-}
-
-impl EntryKind {
-    fn from_byte(b: u8) -> Option<Self> {
-        match b {
-            1 => Some(EntryKind::Session),
-            2 => Some(EntryKind::User),
-            3 => Some(EntryKind::TokenId),
-            _ => None,
-        }
-    }
-}
-
-/// One stored fact, with an absolute expiry (Unix seconds).
-#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Entry {
-    pub kind: EntryKind,
-    pub issuer: String,
-    pub value: String,
-    /// For [`EntryKind::User`]: sessions with `iat <= cutoff` are revoked.
-    pub cutoff: i64,
-    pub expires_at: i64,
-}
-
-/// A borrowed view of a stored entry, read without allocating on the per-request path.
-#[derive(Clone, Copy, Debug)]
-pub struct EntryView<'a> {
-    pub kind: Option<EntryKind>,
-    pub issuer: &'a [u8],
-    pub value: &'a [u8],
-    pub cutoff: i64,
-    pub expires_at: i64,
+    pub id: u64,
+    pub cutoff: u32,
+    pub expires_at: u32,
 }
 
 /// Why an insert failed.
 #[derive(Debug, PartialEq, Eq)]
 pub enum InsertError {
-    /// The bucket holds `capacity` live entries.
+    /// The set holds its cap (or the bucket its hard limit): nothing was evicted.
     Full,
-    /// The host refused a read or write, or the CAS kept failing.
     Store(String),
 }
 
-/// How an insert changed the bucket.
+/// What an insert did.
 #[derive(Debug, PartialEq, Eq)]
 pub struct InsertOutcome {
-    /// False when an entry with the same identity was already live (merged or kept).
+    /// A new entry was added (false: an entry with the id was there already).
     pub inserted: bool,
-    /// Change in the number of stored entries (expired ones dropped count negative).
-    pub entry_delta: i64,
+    /// Entries counted after the insert, when this insert added one.
+    pub count_after: Option<u32>,
 }
 
-/// How a write treats an entry that already exists with the same identity.
+/// What to do when the id is already present.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum OnExisting {
-    /// Keep the latest cutoff and expiry (revocations are idempotent).
+    /// Keep the later expiry and the later cutoff (revocations).
     Merge,
-    /// Leave the bucket alone and report `inserted: false` (replay detection).
+    /// Leave it as it is and report `inserted: false` (the replay cache's claim).
     Keep,
 }
 
-/// A fixed family of shared-data keys holding expiring entries.
+/// The layout of one set: key prefix, bucket count and counter key are constants of the code.
 #[derive(Clone, Debug)]
 pub struct BucketedSet {
     prefix: &'static str,
+    counter_key: &'static str,
     buckets: u32,
-    capacity: usize,
+    cap: u32,
+    bucket_limit: usize,
 }
 
 impl BucketedSet {
-    pub fn new(prefix: &'static str, buckets: u32, capacity: usize) -> Self {
+    /// `cap` is the only configurable part: how many entries the whole set may hold.
+    pub fn new(prefix: &'static str, counter_key: &'static str, buckets: u32, cap: u32) -> Self {
+        let buckets = buckets.max(1);
+        let cap = cap.max(1);
+        let mean = cap.div_ceil(buckets);
         BucketedSet {
             prefix,
-            buckets: buckets.max(1),
-            capacity: capacity.max(1),
+            counter_key,
+            buckets,
+            cap,
+            bucket_limit: mean
+                .saturating_mul(BUCKET_SPREAD_FACTOR)
+                .saturating_add(BUCKET_SLACK) as usize,
         }
     }
 
@@ -109,166 +95,156 @@ impl BucketedSet {
         self.buckets
     }
 
-    pub fn capacity(&self) -> usize {
-        self.capacity
+    pub fn cap(&self) -> u32 {
+        self.cap
     }
 
-    /// The key of bucket `index`.
+    /// The most entries one bucket may hold: what one lookup copies at worst.
+    pub fn bucket_limit(&self) -> usize {
+        self.bucket_limit
+    }
+
     pub fn key(&self, index: u32) -> String {
         format!("{}{}", self.prefix, index)
     }
 
-    /// The bucket an identity lives in. FNV-1a: stable across builds and processes, unlike
-    /// std's hasher, so an upgraded module finds the entries an older one wrote.
-    pub fn bucket_of(&self, kind: EntryKind, issuer: &str, value: &str) -> u32 {
-        let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-        let mut feed = |bytes: &[u8]| {
-            for b in bytes {
-                hash ^= u64::from(*b);
-                hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
-            }
-        };
-        feed(&[kind as u8]);
-        feed(issuer.as_bytes());
-        feed(&[0]);
-        feed(value.as_bytes());
-        (hash % u64::from(self.buckets)) as u32
+    pub fn bucket_of(&self, id: u64) -> u32 {
+        (id % u64::from(self.buckets)) as u32
     }
 
-    /// Creates every bucket key that does not exist yet, so later writes always have a
-    /// version to compare against. Run when the plugin starts, before traffic.
+    /// Creates the counter if it is missing. Buckets are created by their first write.
     pub fn ensure_created(&self, store: &dyn SharedStore) -> Result<(), String> {
-        for index in 0..self.buckets {
-            let key = self.key(index);
-            if store.get(&key)?.is_none() {
-                store
-                    .set(&key, &[FORMAT_V1], None)
-                    .map_err(|e| format!("{e:?}"))?;
-            }
+        if store.get(self.counter_key)?.is_none() {
+            store
+                .set(self.counter_key, &0u32.to_le_bytes(), None)
+                .map_err(|e| format!("{e:?}"))?;
         }
         Ok(())
     }
 
-    /// Finds the live entry with this identity, if any, and hands it to `inspect`.
-    /// One host call; no allocation beyond the host's copy of the value.
-    pub fn find<T>(
-        &self,
-        store: &dyn SharedStore,
-        kind: EntryKind,
-        issuer: &str,
-        value: &str,
-        now: i64,
-        inspect: impl FnOnce(EntryView<'_>) -> T,
-    ) -> Result<Option<T>, String> {
-        let key = self.key(self.bucket_of(kind, issuer, value));
-        let Some((bytes, _)) = store.get(&key)? else {
-            return Ok(None);
-        };
-        let found = entries(&bytes).find(|e| {
-            e.kind == Some(kind)
-                && e.expires_at > now
-                && e.issuer == issuer.as_bytes()
-                && e.value == value.as_bytes()
-        });
-        Ok(found.map(inspect))
+    /// Entries counted now (expired ones until they are dropped).
+    pub fn count(&self, store: &dyn SharedStore) -> Result<u32, String> {
+        Ok(store
+            .get(self.counter_key)?
+            .map_or(0, |(bytes, _)| decode_count(&bytes)))
     }
 
-    /// Adds `entry` to its bucket (dropping expired entries on the way), retrying on CAS
-    /// conflicts.
+    /// The live entry with this id, if any. One shared-data read of one bucket.
+    pub fn find(
+        &self,
+        store: &dyn SharedStore,
+        id: u64,
+        now: i64,
+    ) -> Result<Option<Entry>, String> {
+        let Some((bytes, _)) = store.get(&self.key(self.bucket_of(id)))? else {
+            return Ok(None);
+        };
+        let found = decode_entries(&bytes).find(|e| e.id == id && is_live(e, now));
+        Ok(found)
+    }
+
+    /// Adds `entry` (or merges it into the entry with its id), dropping expired entries of
+    /// its bucket on the way. Refuses with [`InsertError::Full`] rather than evict.
     pub fn insert(
         &self,
         store: &dyn SharedStore,
-        entry: &Entry,
+        entry: Entry,
         on_existing: OnExisting,
         now: i64,
     ) -> Result<InsertOutcome, InsertError> {
-        let key = self.key(self.bucket_of(entry.kind, &entry.issuer, &entry.value));
+        let key = self.key(self.bucket_of(entry.id));
+        let mut reserved: Option<u32> = None;
+        let result = self.insert_loop(store, &key, entry, on_existing, now, &mut reserved);
+        let added = matches!(result, Ok(InsertOutcome { inserted: true, .. }));
+        if reserved.is_some() && !added {
+            // The slot taken in the counter was not used: give it back.
+            self.release(store, 1);
+        }
+        result
+    }
+
+    fn insert_loop(
+        &self,
+        store: &dyn SharedStore,
+        key: &str,
+        entry: Entry,
+        on_existing: OnExisting,
+        now: i64,
+        reserved: &mut Option<u32>,
+    ) -> Result<InsertOutcome, InsertError> {
         for _ in 0..MAX_CAS_ATTEMPTS {
-            let current = store.get(&key).map_err(InsertError::Store)?;
+            let current = store.get(key).map_err(InsertError::Store)?;
             let (bytes, cas) = match &current {
                 Some((bytes, cas)) => (bytes.as_slice(), Some(*cas)),
                 None => (&[][..], None),
             };
-            let stored_before = entries(bytes).count() as i64;
-            let mut live: Vec<Entry> = entries(bytes)
-                .filter(|e| e.expires_at > now)
-                .filter_map(|e| e.to_owned_entry())
-                .collect();
-            let existing = live.iter_mut().find(|e| {
-                e.kind == entry.kind && e.issuer == entry.issuer && e.value == entry.value
-            });
-            let inserted = match (existing, on_existing) {
-                (Some(_), OnExisting::Keep) => {
+            let stored = decode_entries(bytes).count();
+            let mut live: Vec<Entry> = decode_entries(bytes).filter(|e| is_live(e, now)).collect();
+            let expired = stored - live.len();
+            let inserted = match live.iter_mut().find(|e| e.id == entry.id) {
+                Some(_) if on_existing == OnExisting::Keep => {
                     return Ok(InsertOutcome {
                         inserted: false,
-                        entry_delta: 0,
+                        count_after: None,
                     })
                 }
-                (Some(found), OnExisting::Merge) => {
+                Some(found) => {
                     found.cutoff = found.cutoff.max(entry.cutoff);
                     found.expires_at = found.expires_at.max(entry.expires_at);
                     false
                 }
-                (None, _) => {
-                    if live.len() >= self.capacity {
+                None => {
+                    if live.len() >= self.bucket_limit {
                         return Err(InsertError::Full);
                     }
-                    live.push(entry.clone());
+                    if reserved.is_none() {
+                        *reserved = Some(self.reserve(store)?);
+                    }
+                    live.push(entry);
                     true
                 }
             };
-            let encoded = encode(&live);
-            match store.set(&key, &encoded, cas) {
+            match store.set(key, &encode_entries(&live), cas) {
                 Ok(()) => {}
                 Err(WriteError::CasMismatch) => continue,
                 Err(WriteError::Host(e)) => return Err(InsertError::Store(e)),
             }
-            // A write to a missing key ignores the CAS, so two first writers can overwrite
-            // each other; read back and retry if ours did not survive.
-            if cas.is_none() && !self.holds(store, &key, entry)? {
-                continue;
+            if cas.is_none() && !self.holds(store, key, entry.id)? {
+                continue; // Another writer created the key at the same time and won.
+            }
+            if expired > 0 {
+                self.release(store, expired as u32);
             }
             return Ok(InsertOutcome {
                 inserted,
-                entry_delta: live.len() as i64 - stored_before,
+                count_after: if inserted { *reserved } else { None },
             });
         }
         Err(InsertError::Store("too many concurrent writers".into()))
     }
 
-    fn holds(
-        &self,
-        store: &dyn SharedStore,
-        key: &str,
-        entry: &Entry,
-    ) -> Result<bool, InsertError> {
-        let current = store.get(key).map_err(InsertError::Store)?;
-        Ok(current.is_some_and(|(bytes, _)| {
-            entries(&bytes).any(|e| {
-                e.kind == Some(entry.kind)
-                    && e.issuer == entry.issuer.as_bytes()
-                    && e.value == entry.value.as_bytes()
-            })
-        }))
+    /// True while the id has a live entry.
+    pub fn contains(&self, store: &dyn SharedStore, id: u64, now: i64) -> Result<bool, String> {
+        Ok(self.find(store, id, now)?.is_some())
     }
 
-    /// Drops expired entries from bucket `index`; returns the change in stored entries.
-    pub fn sweep(&self, store: &dyn SharedStore, index: u32, now: i64) -> Result<i64, String> {
-        let key = self.key(index);
+    /// Drops the entry with this id (undoes a claim whose logout then failed).
+    pub fn remove(&self, store: &dyn SharedStore, id: u64) -> Result<(), String> {
+        let key = self.key(self.bucket_of(id));
         for _ in 0..MAX_CAS_ATTEMPTS {
             let Some((bytes, cas)) = store.get(&key)? else {
-                return Ok(0);
+                return Ok(());
             };
-            let before = entries(&bytes).count();
-            let live: Vec<Entry> = entries(&bytes)
-                .filter(|e| e.expires_at > now)
-                .filter_map(|e| e.to_owned_entry())
-                .collect();
-            if live.len() == before {
-                return Ok(0);
+            let kept: Vec<Entry> = decode_entries(&bytes).filter(|e| e.id != id).collect();
+            let removed = decode_entries(&bytes).count() - kept.len();
+            if removed == 0 {
+                return Ok(());
             }
-            match store.set(&key, &encode(&live), Some(cas)) {
-                Ok(()) => return Ok(live.len() as i64 - before as i64),
+            match store.set(&key, &encode_entries(&kept), Some(cas)) {
+                Ok(()) => {
+                    self.release(store, removed as u32);
+                    return Ok(());
+                }
                 Err(WriteError::CasMismatch) => continue,
                 Err(WriteError::Host(e)) => return Err(e),
             }
@@ -276,85 +252,110 @@ impl BucketedSet {
         Err("too many concurrent writers".into())
     }
 
-    /// Entries stored in bucket `index`, expired ones included (for tests and gauges).
-    pub fn stored_entries(&self, store: &dyn SharedStore, index: u32) -> Result<usize, String> {
-        Ok(store
-            .get(&self.key(index))?
-            .map_or(0, |(bytes, _)| entries(&bytes).count()))
+    /// Drops the expired entries of bucket `index`; returns how many went.
+    pub fn sweep(&self, store: &dyn SharedStore, index: u32, now: i64) -> Result<u32, String> {
+        let key = self.key(index % self.buckets);
+        for _ in 0..MAX_CAS_ATTEMPTS {
+            let Some((bytes, cas)) = store.get(&key)? else {
+                return Ok(0);
+            };
+            let live: Vec<Entry> = decode_entries(&bytes).filter(|e| is_live(e, now)).collect();
+            let removed = decode_entries(&bytes).count() - live.len();
+            if removed == 0 {
+                return Ok(0);
+            }
+            match store.set(&key, &encode_entries(&live), Some(cas)) {
+                Ok(()) => {
+                    self.release(store, removed as u32);
+                    return Ok(removed as u32);
+                }
+                Err(WriteError::CasMismatch) => continue,
+                Err(WriteError::Host(e)) => return Err(e),
+            }
+        }
+        Err("too many concurrent writers".into())
+    }
+
+    fn holds(&self, store: &dyn SharedStore, key: &str, id: u64) -> Result<bool, InsertError> {
+        let current = store.get(key).map_err(InsertError::Store)?;
+        Ok(current.is_some_and(|(bytes, _)| decode_entries(&bytes).any(|e| e.id == id)))
+    }
+
+    /// Takes one slot of the cap; returns the count after, or `Full`.
+    fn reserve(&self, store: &dyn SharedStore) -> Result<u32, InsertError> {
+        for _ in 0..MAX_CAS_ATTEMPTS {
+            let current = store.get(self.counter_key).map_err(InsertError::Store)?;
+            let (count, cas) = current
+                .as_ref()
+                .map_or((0, None), |(bytes, cas)| (decode_count(bytes), Some(*cas)));
+            if count >= self.cap {
+                return Err(InsertError::Full);
+            }
+            let next = count + 1;
+            match store.set(self.counter_key, &next.to_le_bytes(), cas) {
+                Ok(()) => return Ok(next),
+                Err(WriteError::CasMismatch) => continue,
+                Err(WriteError::Host(e)) => return Err(InsertError::Store(e)),
+            }
+        }
+        Err(InsertError::Store("too many concurrent writers".into()))
+    }
+
+    /// Gives back `n` slots. A failure only leaves the count high (the store refuses early),
+    /// never low.
+    fn release(&self, store: &dyn SharedStore, n: u32) {
+        for _ in 0..MAX_CAS_ATTEMPTS {
+            let Ok(Some((bytes, cas))) = store.get(self.counter_key) else {
+                return;
+            };
+            let next = decode_count(&bytes).saturating_sub(n);
+            match store.set(self.counter_key, &next.to_le_bytes(), Some(cas)) {
+                Err(WriteError::CasMismatch) => continue,
+                _ => return,
+            }
+        }
     }
 }
 
-impl EntryView<'_> {
-    fn to_owned_entry(self) -> Option<Entry> {
-        Some(Entry {
-            kind: self.kind?,
-            issuer: String::from_utf8(self.issuer.to_vec()).ok()?,
-            value: String::from_utf8(self.value.to_vec()).ok()?,
-            cutoff: self.cutoff,
-            expires_at: self.expires_at,
-        })
-    }
+fn is_live(entry: &Entry, now: i64) -> bool {
+    i64::from(entry.expires_at) > now
 }
 
-/// Serialises entries: format byte, then per entry
-/// `kind u8 | cutoff i64 | expires_at i64 | issuer_len u16 | value_len u16 | issuer | value`.
-fn encode(entries: &[Entry]) -> Vec<u8> {
-    let size: usize = entries
-        .iter()
-        .map(|e| ENTRY_FIXED_BYTES + e.issuer.len() + e.value.len())
-        .sum();
-    let mut out = Vec::with_capacity(1 + size);
-    out.push(FORMAT_V1);
+fn decode_count(bytes: &[u8]) -> u32 {
+    bytes
+        .first_chunk::<4>()
+        .map_or(0, |head| u32::from_le_bytes(*head))
+}
+
+/// Encodes a bucket value.
+pub fn encode_entries(entries: &[Entry]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(1 + entries.len() * ENTRY_BYTES);
+    out.push(FORMAT_V2);
     for e in entries {
-        let issuer = clip(e.issuer.as_bytes());
-        let value = clip(e.value.as_bytes());
-        out.push(e.kind as u8);
+        out.extend_from_slice(&e.id.to_le_bytes());
         out.extend_from_slice(&e.cutoff.to_le_bytes());
         out.extend_from_slice(&e.expires_at.to_le_bytes());
-        out.extend_from_slice(&(issuer.len() as u16).to_le_bytes());
-        out.extend_from_slice(&(value.len() as u16).to_le_bytes());
-        out.extend_from_slice(issuer);
-        out.extend_from_slice(value);
     }
     out
 }
 
-fn clip(bytes: &[u8]) -> &[u8] {
-    bytes.get(..usize::from(u16::MAX)).unwrap_or(bytes)
-}
-
-/// Iterates the entries of a stored bucket; stops at the first malformed byte (a value from
-/// an unknown format reads as empty rather than as garbage).
-fn entries(bytes: &[u8]) -> impl Iterator<Item = EntryView<'_>> {
-    let mut rest = match bytes.split_first() {
-        Some((&FORMAT_V1, rest)) => rest,
+/// Decodes a bucket value; anything that is not format 2 reads as empty, a trailing partial
+/// entry is ignored.
+pub fn decode_entries(bytes: &[u8]) -> impl Iterator<Item = Entry> + '_ {
+    let body = match bytes.split_first() {
+        Some((&FORMAT_V2, rest)) => rest,
         _ => &[][..],
     };
-    std::iter::from_fn(move || {
-        let (view, tail) = read_entry(rest)?;
-        rest = tail;
-        Some(view)
+    body.chunks_exact(ENTRY_BYTES).filter_map(|chunk| {
+        let (id, rest) = chunk.split_first_chunk::<8>()?;
+        let (cutoff, rest) = rest.split_first_chunk::<4>()?;
+        let (expires_at, _) = rest.split_first_chunk::<4>()?;
+        Some(Entry {
+            id: u64::from_le_bytes(*id),
+            cutoff: u32::from_le_bytes(*cutoff),
+            expires_at: u32::from_le_bytes(*expires_at),
+        })
     })
-}
-
-fn read_entry(bytes: &[u8]) -> Option<(EntryView<'_>, &[u8])> {
-    let (&kind, rest) = bytes.split_first()?;
-    let (cutoff, rest) = rest.split_first_chunk::<8>()?;
-    let (expires_at, rest) = rest.split_first_chunk::<8>()?;
-    let (issuer_len, rest) = rest.split_first_chunk::<2>()?;
-    let (value_len, rest) = rest.split_first_chunk::<2>()?;
-    let (issuer, rest) = rest.split_at_checked(usize::from(u16::from_le_bytes(*issuer_len)))?;
-    let (value, rest) = rest.split_at_checked(usize::from(u16::from_le_bytes(*value_len)))?;
-    Some((
-        EntryView {
-            kind: EntryKind::from_byte(kind),
-            issuer,
-            value,
-            cutoff: i64::from_le_bytes(*cutoff),
-            expires_at: i64::from_le_bytes(*expires_at),
-        },
-        rest,
-    ))
 }
 
 #[cfg(test)]
@@ -362,214 +363,98 @@ mod tests {
     use super::*;
     use crate::shared_store::MemoryStore;
 
-    fn entry(kind: EntryKind, value: &str, expires_at: i64) -> Entry {
+    fn entry(id: u64, expires_at: u32) -> Entry {
         Entry {
-            kind,
-            issuer: "https://idp".into(),
-            value: value.into(),
+            id,
             cutoff: 100,
             expires_at,
         }
     }
 
+    fn set(buckets: u32, cap: u32) -> (BucketedSet, MemoryStore) {
+        let set = BucketedSet::new("t:", "t:n", buckets, cap);
+        let store = MemoryStore::default();
+        set.ensure_created(&store).unwrap();
+        (set, store)
+    }
+
     #[test]
     fn insert_find_expire() {
-        let store = MemoryStore::default();
-        let set = BucketedSet::new("t:", 4, 8);
-        set.ensure_created(&store).unwrap();
-        let e = entry(EntryKind::Session, "sid-1", 200);
-        let out = set.insert(&store, &e, OnExisting::Merge, 100).unwrap();
+        let (set, store) = set(4, 8);
+        let out = set
+            .insert(&store, entry(7, 200), OnExisting::Merge, 100)
+            .unwrap();
         assert_eq!(
             out,
             InsertOutcome {
                 inserted: true,
-                entry_delta: 1
+                count_after: Some(1)
             }
         );
-        let found = set
-            .find(
-                &store,
-                EntryKind::Session,
-                "https://idp",
-                "sid-1",
-                150,
-                |v| v.cutoff,
-            )
-            .unwrap();
-        assert_eq!(found, Some(100));
-        // Other kind, other issuer, other value: not found.
-        assert!(set
-            .find(&store, EntryKind::User, "https://idp", "sid-1", 150, |_| ())
-            .unwrap()
-            .is_none());
-        assert!(set
-            .find(
-                &store,
-                EntryKind::Session,
-                "https://other",
-                "sid-1",
-                150,
-                |_| ()
-            )
-            .unwrap()
-            .is_none());
-        // Expired.
-        assert!(set
-            .find(
-                &store,
-                EntryKind::Session,
-                "https://idp",
-                "sid-1",
-                200,
-                |_| ()
-            )
-            .unwrap()
-            .is_none());
+        assert_eq!(set.find(&store, 7, 150).unwrap().unwrap().cutoff, 100);
+        assert!(set.find(&store, 8, 150).unwrap().is_none());
+        assert!(set.find(&store, 7, 200).unwrap().is_none(), "expired");
     }
 
     #[test]
-    fn merge_and_keep() {
-        let store = MemoryStore::default();
-        let set = BucketedSet::new("t:", 1, 8);
-        let mut e = entry(EntryKind::User, "alice", 500);
-        set.insert(&store, &e, OnExisting::Merge, 0).unwrap();
+    fn merge_keep_and_remove() {
+        let (set, store) = set(1, 8);
+        let mut e = entry(1, 500);
+        set.insert(&store, e, OnExisting::Merge, 0).unwrap();
         e.cutoff = 300;
-        let out = set.insert(&store, &e, OnExisting::Merge, 0).unwrap();
+        let out = set.insert(&store, e, OnExisting::Merge, 0).unwrap();
         assert!(!out.inserted);
-        assert_eq!(
-            set.find(&store, EntryKind::User, "https://idp", "alice", 0, |v| v
-                .cutoff)
-                .unwrap(),
-            Some(300)
-        );
-        let jti = entry(EntryKind::TokenId, "j1", 500);
+        assert_eq!(set.find(&store, 1, 0).unwrap().unwrap().cutoff, 300);
+        assert_eq!(set.count(&store).unwrap(), 1, "a merge takes no slot");
         assert!(
-            set.insert(&store, &jti, OnExisting::Keep, 0)
+            set.insert(&store, entry(2, 500), OnExisting::Keep, 0)
                 .unwrap()
                 .inserted
         );
         assert!(
-            !set.insert(&store, &jti, OnExisting::Keep, 0)
+            !set.insert(&store, entry(2, 500), OnExisting::Keep, 0)
                 .unwrap()
                 .inserted
         );
+        set.remove(&store, 2).unwrap();
+        assert!(!set.contains(&store, 2, 0).unwrap());
+        assert_eq!(set.count(&store).unwrap(), 1);
     }
 
     #[test]
-    fn capacity_is_enforced_and_expired_entries_make_room() {
-        let store = MemoryStore::default();
-        let set = BucketedSet::new("t:", 1, 2);
-        set.insert(
-            &store,
-            &entry(EntryKind::Session, "a", 10),
-            OnExisting::Merge,
-            0,
-        )
-        .unwrap();
-        set.insert(
-            &store,
-            &entry(EntryKind::Session, "b", 20),
-            OnExisting::Merge,
-            0,
-        )
-        .unwrap();
+    fn the_cap_is_exact_and_expiry_makes_room() {
+        let (set, store) = set(64, 100);
+        for id in 0..100u64 {
+            set.insert(&store, entry(id * 7919, 50), OnExisting::Merge, 0)
+                .unwrap();
+        }
         assert_eq!(
-            set.insert(
-                &store,
-                &entry(EntryKind::Session, "c", 20),
-                OnExisting::Merge,
-                0
-            ),
+            set.insert(&store, entry(1_000_003, 500), OnExisting::Merge, 0),
             Err(InsertError::Full)
         );
-        let out = set
-            .insert(
-                &store,
-                &entry(EntryKind::Session, "c", 30),
-                OnExisting::Merge,
-                10,
-            )
-            .unwrap();
-        assert_eq!(out.entry_delta, 0, "one expired dropped, one added");
-    }
-
-    #[test]
-    fn key_count_and_bytes_stay_bounded() {
-        let store = MemoryStore::default();
-        let set = BucketedSet::new("t:", 16, 64);
-        set.ensure_created(&store).unwrap();
-        let mut now = 0;
-        for wave in 0..20 {
-            for i in 0..200 {
-                let e = entry(EntryKind::Session, &format!("sid-{wave}-{i}"), now + 10);
-                set.insert(&store, &e, OnExisting::Merge, now).unwrap();
-            }
-            now += 11;
-            for b in 0..16 {
-                set.sweep(&store, b, now).unwrap();
-            }
-        }
-        assert_eq!(store.key_count(), 16);
+        assert_eq!(set.count(&store).unwrap(), 100, "a refusal takes no slot");
+        let swept: u32 = (0..64).map(|i| set.sweep(&store, i, 50).unwrap()).sum();
+        assert_eq!(swept, 100);
+        assert_eq!(set.count(&store).unwrap(), 0);
         assert!(
-            store.total_value_bytes() <= 16,
-            "all swept: {}",
-            store.total_value_bytes()
+            set.insert(&store, entry(1_000_003, 500), OnExisting::Merge, 50)
+                .unwrap()
+                .inserted
         );
     }
 
     #[test]
-    fn cas_conflict_is_retried_without_loss() {
-        /// A store whose first CAS write fails, as if another worker wrote in between.
-        struct Racy {
-            inner: MemoryStore,
-            raced: std::cell::Cell<bool>,
+    fn garbage_buckets_read_as_empty_and_are_replaced() {
+        let (set, store) = set(1, 8);
+        for garbage in [&b""[..], b"\x01abc", b"\x02short", &[0xff; 40]] {
+            store.set(&set.key(0), garbage, None).unwrap();
+            assert!(set.find(&store, 1, 0).unwrap().is_none());
+            set.insert(&store, entry(1, 10), OnExisting::Merge, 0)
+                .unwrap();
+            assert!(set.find(&store, 1, 0).unwrap().is_some());
+            set.remove(&store, 1).unwrap();
         }
-        impl SharedStore for Racy {
-            fn get(&self, key: &str) -> Result<Option<(Vec<u8>, u32)>, String> {
-                self.inner.get(key)
-            }
-            fn set(&self, key: &str, value: &[u8], cas: Option<u32>) -> Result<(), WriteError> {
-                if cas.is_some() && !self.raced.replace(true) {
-                    let other = BucketedSet::new("t:", 1, 8);
-                    other
-                        .insert(
-                            &self.inner,
-                            &entry(EntryKind::Session, "other", 99),
-                            OnExisting::Merge,
-                            0,
-                        )
-                        .unwrap();
-                }
-                self.inner.set(key, value, cas)
-            }
-        }
-        let store = Racy {
-            inner: MemoryStore::default(),
-            raced: false.into(),
-        };
-        let set = BucketedSet::new("t:", 1, 8);
-        set.ensure_created(&store).unwrap();
-        set.insert(
-            &store,
-            &entry(EntryKind::Session, "mine", 99),
-            OnExisting::Merge,
-            0,
-        )
-        .unwrap();
-        for sid in ["mine", "other"] {
-            assert!(
-                set.find(&store, EntryKind::Session, "https://idp", sid, 0, |_| ())
-                    .unwrap()
-                    .is_some(),
-                "{sid}"
-            );
-        }
-    }
-
-    #[test]
-    fn garbage_reads_as_empty() {
-        assert_eq!(entries(&[9, 1, 2, 3]).count(), 0);
-        assert_eq!(entries(&[FORMAT_V1, 1, 2, 3]).count(), 0);
-        assert_eq!(entries(&[]).count(), 0);
+        assert_eq!(decode_entries(b"\x02").count(), 0);
+        assert_eq!(decode_entries(&encode_entries(&[entry(1, 2)])).count(), 1);
     }
 }

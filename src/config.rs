@@ -9,6 +9,9 @@ use crate::revocations::StoreLimits;
 use serde::Deserialize;
 use std::fmt;
 
+/// The largest `max_revocations` accepted.
+pub const MAX_REVOCATIONS_LIMIT: u64 = 2_000_000;
+
 /// A configuration error: which field, and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigError {
@@ -38,8 +41,10 @@ struct RawConfig {
     max_body_bytes: u64,
     #[serde(default = "default_revocation_ttl")]
     revocation_ttl_seconds: u64,
-    #[serde(default = "default_revocation_buckets")]
-    revocation_buckets: u64,
+    /// Accepted for older configurations and ignored: the store's layout is fixed by the code
+    /// so that a reload cannot strand revocations (see `bucket.rs`).
+    #[serde(default)]
+    revocation_buckets: Option<serde_json::Value>,
     #[serde(default = "default_max_revocations")]
     max_revocations: u64,
     #[serde(default = "default_tick_seconds")]
@@ -74,6 +79,8 @@ struct RawIssuer {
     max_token_age_seconds: u64,
     #[serde(default)]
     require_logout_jwt_typ: bool,
+    #[serde(default)]
+    require_exp: bool,
     #[serde(default)]
     revoke_all_user_sessions: bool,
 }
@@ -119,9 +126,6 @@ fn default_max_body_bytes() -> u64 {
 }
 fn default_revocation_ttl() -> u64 {
     24 * 60 * 60
-}
-fn default_revocation_buckets() -> u64 {
-    1024
 }
 fn default_max_revocations() -> u64 {
     100_000
@@ -206,6 +210,8 @@ pub struct FilterConfig {
     pub store_limits: StoreLimits,
     pub issuers: Vec<IssuerConfig>,
     pub session: SessionConfig,
+    /// Accepted but ignored settings, one line each, for the log.
+    pub warnings: Vec<String>,
 }
 
 impl FilterConfig {
@@ -242,8 +248,22 @@ pub fn parse_config(bytes: &[u8]) -> Result<FilterConfig, ConfigError> {
         366 * 24 * 3600,
         "revocation_ttl_seconds",
     )?;
-    let revocation_buckets = bounded(raw.revocation_buckets, 1, 65_536, "revocation_buckets")?;
-    let max_revocations = bounded(raw.max_revocations, 1, 10_000_000, "max_revocations")?;
+    // The cap bounds memory (16 bytes an entry, twice: revocations and replay cache) and what
+    // one lookup copies at worst; past 2,000,000 both stop being reasonable for one process.
+    let max_revocations = bounded(
+        raw.max_revocations,
+        1,
+        MAX_REVOCATIONS_LIMIT,
+        "max_revocations",
+    )?;
+    let mut warnings = Vec::new();
+    if raw.revocation_buckets.is_some() {
+        warnings.push(
+            "revocation_buckets is ignored: the store's layout is fixed, so a reload never \
+             strands a revocation"
+                .to_string(),
+        );
+    }
     let tick_seconds = bounded(raw.tick_seconds, 1, 3600, "tick_seconds")?;
 
     if raw.issuers.is_empty() {
@@ -270,12 +290,12 @@ pub fn parse_config(bytes: &[u8]) -> Result<FilterConfig, ConfigError> {
         max_body_bytes: max_body_bytes as usize,
         tick_seconds,
         store_limits: StoreLimits {
-            revocation_buckets: revocation_buckets as u32,
             max_revocations: max_revocations as u32,
             revocation_ttl_seconds: revocation_ttl_seconds as i64,
         },
         issuers,
         session,
+        warnings,
     })
 }
 
@@ -397,6 +417,7 @@ fn compile_issuer(raw: RawIssuer, at: &str) -> Result<IssuerConfig, ConfigError>
             clock_skew_seconds: clock_skew_seconds as i64,
             max_token_age_seconds: max_token_age_seconds as i64,
             require_logout_jwt_typ: raw.require_logout_jwt_typ,
+            require_exp: raw.require_exp,
             revoke_all_user_sessions: raw.revoke_all_user_sessions,
         },
         key_source,
@@ -516,6 +537,26 @@ mod tests {
                 .unwrap_or_else(|| panic!("accepted {json}"));
             assert!(e.to_string().contains(field), "{json}: {e}");
         }
+        for (patch, field) in [
+            (r#""max_revocations":10000000,"#, "max_revocations"),
+            (
+                r#""max_revocations":2000001,"revocation_buckets":1,"#,
+                "max_revocations",
+            ),
+            (r#""max_revocations":0,"#, "max_revocations"),
+        ] {
+            let json = minimal("").replacen('{', &format!("{{{patch}"), 1);
+            let e = parse_config(json.as_bytes()).err().unwrap();
+            assert_eq!(e.field, field, "{json}");
+        }
+        let ok = minimal("").replacen(
+            '{',
+            r#"{"max_revocations":2000000,"revocation_buckets":1,"#,
+            1,
+        );
+        let cfg = parse_config(ok.as_bytes()).unwrap();
+        assert_eq!(cfg.store_limits.max_revocations, 2_000_000);
+        assert_eq!(cfg.warnings.len(), 1);
         let e = parse_config(br#"{"backchannel_path":"nope","issuers":[]}"#)
             .err()
             .unwrap();

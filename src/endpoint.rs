@@ -2,9 +2,11 @@
 //! request's headers, the body's progress and finally the body; it answers what to do.
 
 use crate::form::{extract_logout_token, is_form_urlencoded};
-use crate::logout_token::{claimed_issuer, validate, IssuerPolicy, KeySource, VerifiedLogout};
+use crate::logout_token::{
+    validate_parsed, IssuerPolicy, KeySource, UnverifiedToken, VerifiedLogout,
+};
 use crate::rejection::Rejection;
-use crate::revocations::RevocationStore;
+use crate::revocations::{Recorded, RevocationStore};
 use crate::shared_store::SharedStore;
 
 /// What to do once the request headers are known.
@@ -16,27 +18,31 @@ pub enum HeadersStep {
     ReadBody,
 }
 
-/// Decides on the request headers alone: method, content type, declared length.
+/// Decides on the request headers alone: method, content type, declared length. Bytes as
+/// the client sent them: none of them is trusted to be UTF-8.
 pub fn on_request_headers(
-    method: &str,
-    content_type: Option<&str>,
-    content_length: Option<&str>,
+    method: &[u8],
+    content_type: Option<&[u8]>,
+    content_length: Option<&[u8]>,
     end_of_stream: bool,
     max_body_bytes: usize,
 ) -> HeadersStep {
-    if method != "POST" {
+    if method != b"POST" {
         return HeadersStep::Refuse(Rejection::MethodNotAllowed);
     }
     if !content_type.is_some_and(is_form_urlencoded) {
         return HeadersStep::Refuse(Rejection::ContentType);
     }
     if let Some(length) = content_length {
-        match length.trim().parse::<u64>() {
-            Ok(n) if n > max_body_bytes as u64 => {
+        match std::str::from_utf8(length.trim_ascii())
+            .ok()
+            .and_then(|n| n.parse::<u64>().ok())
+        {
+            Some(n) if n > max_body_bytes as u64 => {
                 return HeadersStep::Refuse(Rejection::BodyTooLarge)
             }
-            Ok(_) => {}
-            Err(_) => return HeadersStep::Refuse(Rejection::FormEncoding),
+            Some(_) => {}
+            None => return HeadersStep::Refuse(Rejection::FormEncoding),
         }
     }
     if end_of_stream {
@@ -83,7 +89,7 @@ pub struct LogoutOutcome {
 #[derive(Debug)]
 pub struct Accepted {
     pub logout: VerifiedLogout,
-    pub entry_delta: i64,
+    pub recorded: Recorded,
 }
 
 impl LogoutOutcome {
@@ -133,14 +139,23 @@ pub fn process_logout(
             }
         }
     };
-    let claimed_issuer =
-        claimed_issuer(&token).filter(|iss| issuers.iter().any(|p| &p.issuer == iss));
-    let result = validate(&token, issuers, keys, now).and_then(|logout| {
+    let parsed = match UnverifiedToken::parse(&token) {
+        Ok(parsed) => parsed,
+        Err(rejection) => {
+            return LogoutOutcome {
+                result: Err(rejection),
+                claimed_issuer: None,
+            }
+        }
+    };
+    // Logged only when it is a configured issuer: an arbitrary string from the token is not.
+    let claimed_issuer = parsed
+        .claimed_issuer()
+        .filter(|iss| issuers.iter().any(|p| p.issuer == *iss))
+        .map(str::to_owned);
+    let result = validate_parsed(&parsed, issuers, keys, now).and_then(|logout| {
         let recorded = rules.record(store, &logout, now)?;
-        Ok(Accepted {
-            logout,
-            entry_delta: recorded.entry_delta,
-        })
+        Ok(Accepted { logout, recorded })
     });
     LogoutOutcome {
         result,
@@ -155,33 +170,33 @@ mod tests {
     #[test]
     fn header_decisions() {
         let max = 100;
-        let form = Some("application/x-www-form-urlencoded");
+        let form = Some(&b"application/x-www-form-urlencoded"[..]);
         assert_eq!(
-            on_request_headers("GET", form, None, true, max),
+            on_request_headers(b"GET", form, None, true, max),
             HeadersStep::Refuse(Rejection::MethodNotAllowed)
         );
         assert_eq!(
-            on_request_headers("POST", Some("application/json"), None, false, max),
+            on_request_headers(b"POST", Some(&b"application/json"[..]), None, false, max),
             HeadersStep::Refuse(Rejection::ContentType)
         );
         assert_eq!(
-            on_request_headers("POST", None, None, false, max),
+            on_request_headers(b"POST", None, None, false, max),
             HeadersStep::Refuse(Rejection::ContentType)
         );
         assert_eq!(
-            on_request_headers("POST", form, Some("101"), false, max),
+            on_request_headers(b"POST", form, Some(&b"101"[..]), false, max),
             HeadersStep::Refuse(Rejection::BodyTooLarge)
         );
         assert_eq!(
-            on_request_headers("POST", form, Some("0"), true, max),
+            on_request_headers(b"POST", form, Some(&b"0"[..]), true, max),
             HeadersStep::Refuse(Rejection::LogoutTokenMissing)
         );
         assert_eq!(
-            on_request_headers("POST", form, Some("50"), false, max),
+            on_request_headers(b"POST", form, Some(&b"50"[..]), false, max),
             HeadersStep::ReadBody
         );
         assert_eq!(
-            on_request_headers("POST", form, None, false, max),
+            on_request_headers(b"POST", form, None, false, max),
             HeadersStep::ReadBody
         );
     }

@@ -9,9 +9,14 @@ const LOGOUT_TOKEN: &[u8] = b"logout_token";
 
 /// True when the media type is `application/x-www-form-urlencoded`, ignoring case, optional
 /// whitespace and parameters such as `charset=UTF-8`.
-pub fn is_form_urlencoded(content_type: &str) -> bool {
-    let media_type = content_type.split(';').next().unwrap_or_default().trim();
-    media_type.eq_ignore_ascii_case("application/x-www-form-urlencoded")
+/// Bytes, because the header comes from the client as bytes.
+pub fn is_form_urlencoded(content_type: &[u8]) -> bool {
+    let media_type = content_type
+        .split(|b| *b == b';')
+        .next()
+        .unwrap_or_default()
+        .trim_ascii();
+    media_type.eq_ignore_ascii_case(b"application/x-www-form-urlencoded")
 }
 
 /// Returns the single, non-empty `logout_token` of a form body. Other parameters are ignored
@@ -82,16 +87,16 @@ mod tests {
 
     #[test]
     fn content_types() {
-        assert!(is_form_urlencoded("application/x-www-form-urlencoded"));
+        assert!(is_form_urlencoded(b"application/x-www-form-urlencoded"));
         assert!(is_form_urlencoded(
-            "Application/X-WWW-Form-Urlencoded; charset=UTF-8"
+            b"Application/X-WWW-Form-Urlencoded; charset=UTF-8"
         ));
         assert!(is_form_urlencoded(
-            " application/x-www-form-urlencoded ;charset=utf-8"
+            b" application/x-www-form-urlencoded ;charset=utf-8"
         ));
-        assert!(!is_form_urlencoded("application/json"));
-        assert!(!is_form_urlencoded("multipart/form-data; boundary=x"));
-        assert!(!is_form_urlencoded(""));
+        assert!(!is_form_urlencoded(b"application/json"));
+        assert!(!is_form_urlencoded(b"multipart/form-data; boundary=x"));
+        assert!(!is_form_urlencoded(b""));
     }
 
     #[test]

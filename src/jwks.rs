@@ -102,6 +102,7 @@ impl KeySet {
         token: &str,
         alg: Algorithm,
         kid: Option<&str>,
+        typ: Option<&str>,
         native: Option<&dyn NativeVerifier>,
     ) -> Result<(), VerifyFailure> {
         let mut result = Err(VerifyFailure::NoMatchingKey);
@@ -115,7 +116,7 @@ impl KeySet {
             let outcome = match checked {
                 Some(true) => Ok(()),
                 Some(false) => Err(VerifyFailure::BadSignature),
-                None => entry.key.verify_signature(token),
+                None => entry.key.verify_signature(token, typ),
             };
             match outcome {
                 Ok(()) => return Ok(()),
@@ -162,8 +163,8 @@ fn native_key(alg: Algorithm, spki: Vec<u8>) -> Option<NativeKey> {
 }
 
 impl VerifyingKey {
-    fn verify_signature(&self, token: &str) -> Result<(), VerifyFailure> {
-        let options = signature_only_options();
+    fn verify_signature(&self, token: &str, typ: Option<&str>) -> Result<(), VerifyFailure> {
+        let options = signature_only_options(typ);
         let outcome = match self {
             VerifyingKey::Rs256(k) => k.verify_token::<NoCustomClaims>(token, options).map(drop),
             VerifyingKey::Rs384(k) => k.verify_token::<NoCustomClaims>(token, options).map(drop),
@@ -188,12 +189,16 @@ impl VerifyingKey {
 /// jwt-simple always validates some claims after the signature. The logout-token rules are
 /// stricter and need their own error for each step, so its time checks are neutralised here
 /// (time pinned to 0 with no tolerance, future tokens allowed) and done in `logout_token`.
-fn signature_only_options() -> Option<VerificationOptions> {
+/// Its `typ` rule (`JWT` or `*+JWT`) would refuse `application/logout+jwt`'s sibling
+/// `application/jwt`: `logout_token` has already decided on `typ`, so the token's own value
+/// is passed as the required one.
+fn signature_only_options(typ: Option<&str>) -> Option<VerificationOptions> {
     Some(VerificationOptions {
         accept_future: true,
         time_tolerance: Some(Duration::from_secs(0)),
         artificial_time: Some(Duration::from_secs(0)),
         max_token_length: None,
+        required_signature_type: typ.map(str::to_owned),
         ..Default::default()
     })
 }

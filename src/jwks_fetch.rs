@@ -118,21 +118,16 @@ pub fn check_jwks_answer(
     parse_jwks(body, allowed).map_err(FetchProblem::Rejected)
 }
 
-/// Shared-data key of an issuer's last good JWKS. Named by a hash of the issuer, so the
-/// configuration's order does not matter and several filter configs share one copy.
+/// Shared-data key of an issuer's last good JWKS. Named by the issuer string itself (not a
+/// hash of it: two issuers whose hashes collide would share keys), so the configuration's
+/// order does not matter and several filter configs share one copy.
 pub fn keys_record_key(issuer: &str) -> String {
-    format!("bcl:k:{:016x}", fnv1a(issuer.as_bytes()))
+    format!("bcl:k:{issuer}")
 }
 
 /// Shared-data key of an issuer's last fetch attempt time (the process-wide rate limit).
 pub fn attempt_record_key(issuer: &str) -> String {
-    format!("bcl:a:{:016x}", fnv1a(issuer.as_bytes()))
-}
-
-fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, b| {
-        (hash ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3)
-    })
+    format!("bcl:a:{issuer}")
 }
 
 /// The stored form of the last good JWKS: when it was fetched, and the document.

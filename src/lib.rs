@@ -12,18 +12,23 @@ pub mod algorithm;
 pub mod base64url;
 pub mod bucket;
 pub mod config;
+pub mod cookie_header;
 pub mod der;
 pub mod endpoint;
+pub mod entry_id;
 pub mod form;
+pub mod header_map;
 pub mod jwks;
 pub mod jwks_fetch;
 pub mod jws;
 pub mod logout_token;
+pub mod numeric_date;
+pub mod redirect;
 pub mod rejection;
 pub mod responses;
 pub mod revocations;
 pub mod session_check;
-pub mod session_cookie;
+pub mod session_token;
 pub mod shared_store;
 
 #[cfg(target_arch = "wasm32")]

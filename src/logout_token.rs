@@ -30,6 +30,8 @@ pub struct IssuerPolicy {
     pub clock_skew_seconds: i64,
     pub max_token_age_seconds: i64,
     pub require_logout_jwt_typ: bool,
+    /// Refuse a token without `exp` (the 2023 errata reading) instead of bounding it by `iat`.
+    pub require_exp: bool,
     pub revoke_all_user_sessions: bool,
 }
 
@@ -115,25 +117,66 @@ impl VerifiedLogout {
     }
 }
 
-/// Which issuer a token claims, read before verification only to pick the keys; the signature
-/// check that follows proves it. Returned for logging even when validation fails.
-pub fn claimed_issuer(token: &str) -> Option<String> {
-    let jws = jws::parse::<Map<String, Value>>(token).ok()?;
-    jws.payload.get("iss")?.as_str().map(str::to_owned)
+/// A logout token split and decoded, nothing verified yet. Parsed once per logout: the
+/// claimed issuer (for the log line and the key fetch) and the validation read the same copy.
+pub struct UnverifiedToken<'a> {
+    jws: jws::CompactJws<'a, Map<String, Value>>,
+    token: &'a str,
 }
 
-/// Validates a logout token against the configured issuers at time `now` (Unix seconds).
-/// The `jti` replay check (step 8) needs shared state and is done by the caller with
-/// [`VerifiedLogout::jti`].
+impl<'a> UnverifiedToken<'a> {
+    pub fn parse(token: &'a str) -> Result<Self, Rejection> {
+        let jws = jws::parse::<Map<String, Value>>(token).map_err(Rejection::MalformedJwt)?;
+        Ok(UnverifiedToken { jws, token })
+    }
+
+    /// Which issuer the token claims, read before verification only to pick the keys; the
+    /// signature check that follows proves it.
+    pub fn claimed_issuer(&self) -> Option<&str> {
+        self.jws.payload.get("iss")?.as_str()
+    }
+}
+
+/// Which issuer a token claims (unverified), for logging when nothing else could be read.
+pub fn claimed_issuer(token: &str) -> Option<String> {
+    UnverifiedToken::parse(token)
+        .ok()?
+        .claimed_issuer()
+        .map(str::to_owned)
+}
+
+/// Parses and validates a logout token; see [`validate_parsed`].
 pub fn validate(
     token: &str,
     issuers: &[IssuerPolicy],
     keys: &dyn KeySource,
     now: i64,
 ) -> Result<VerifiedLogout, Rejection> {
-    let jws = jws::parse::<Map<String, Value>>(token).map_err(Rejection::MalformedJwt)?;
-    let claims = &jws.payload;
-    let header = &jws.header;
+    validate_parsed(&UnverifiedToken::parse(token)?, issuers, keys, now)
+}
+
+/// True for a header `typ` that names `logout+jwt`, or (`allow_jwt`) `JWT`, as a media type:
+/// RFC 7515, 4.1.9 makes `application/logout+jwt` the same type as `logout+jwt`, and media
+/// types compare case-insensitively. Parameters are not part of either value: refused.
+fn typ_allowed(typ: &str, allow_jwt: bool) -> bool {
+    let subtype = match typ.get(..12) {
+        Some(prefix) if prefix.eq_ignore_ascii_case("application/") => typ.get(12..).unwrap_or(""),
+        _ => typ,
+    };
+    subtype.eq_ignore_ascii_case("logout+jwt") || (allow_jwt && subtype.eq_ignore_ascii_case("jwt"))
+}
+
+/// Validates a logout token against the configured issuers at time `now` (Unix seconds).
+/// The `jti` replay check (step 8) needs shared state and is done by the caller with
+/// [`VerifiedLogout::jti`].
+pub fn validate_parsed(
+    parsed: &UnverifiedToken<'_>,
+    issuers: &[IssuerPolicy],
+    keys: &dyn KeySource,
+    now: i64,
+) -> Result<VerifiedLogout, Rejection> {
+    let claims = &parsed.jws.payload;
+    let header = &parsed.jws.header;
     check_claim_types(claims)?;
 
     // The issuer selects whose keys and rules apply; step 2 then proves it signed the token.
@@ -144,10 +187,11 @@ pub fn validate(
         .find(|(_, p)| p.issuer == iss)
         .ok_or(Rejection::UnknownIssuer)?;
 
-    // 2.4: typ SHOULD be logout+jwt; 4.1: older OPs send JWT or nothing.
+    // The header, before any key is used. 2.4: typ SHOULD be logout+jwt; 4.1: older OPs
+    // send JWT or nothing. A critical extension this receiver does not know is refused
+    // (RFC 7515, 4.1.11); it knows none.
     match header.typ.as_deref() {
-        Some(typ) if typ.eq_ignore_ascii_case("logout+jwt") => {}
-        Some(typ) if typ.eq_ignore_ascii_case("JWT") && !policy.require_logout_jwt_typ => {}
+        Some(typ) if typ_allowed(typ, !policy.require_logout_jwt_typ) => {}
         None if !policy.require_logout_jwt_typ => {}
         _ => return Err(Rejection::Typ),
     }
@@ -166,7 +210,13 @@ pub fn validate(
     // Step 2: the signature, with a key of the issuer chosen by kid among keys of `alg`.
     let key_set = keys.keys(issuer_index).ok_or(Rejection::KeysUnavailable)?;
     key_set
-        .verify(token, alg, header.kid.as_deref(), keys.native_verifier())
+        .verify(
+            parsed.token,
+            alg,
+            header.kid.as_deref(),
+            header.typ.as_deref(),
+            keys.native_verifier(),
+        )
         .map_err(|failure| match failure {
             VerifyFailure::NoMatchingKey => Rejection::UnknownKid,
             VerifyFailure::BadSignature => Rejection::Signature,
@@ -185,9 +235,14 @@ pub fn validate(
     if now.saturating_sub(iat) > policy.max_token_age_seconds.saturating_add(skew) {
         return Err(Rejection::TokenTooOld);
     }
-    let exp = numeric_date(claims, "exp")?.ok_or(Rejection::ExpMissing)?;
-    if now > exp.saturating_add(skew) {
-        return Err(Rejection::Expired);
+    // `exp` is REQUIRED by the 2023 errata text; the 2022 final text and real OPs (Glewlwyd,
+    // Ory Hydra, older authentik and Keycloak) omit it. Without it the token is bounded by
+    // `iat` + the maximum age checked above, which also bounds how long its jti is kept.
+    let exp = numeric_date(claims, "exp")?;
+    match exp {
+        Some(exp) if now > exp.saturating_add(skew) => return Err(Rejection::Expired),
+        None if policy.require_exp => return Err(Rejection::ExpMissing),
+        _ => {}
     }
     if let Some(nbf) = numeric_date(claims, "nbf")? {
         if nbf > now.saturating_add(skew) {
@@ -195,9 +250,12 @@ pub fn validate(
         }
     }
 
-    // Step 5 (the spec lists it after events in 2.4; order of checks does not change the result).
+    // Step 5: sub, sid, or both.
     let sub = identifier_claim(claims, "sub")?;
     let sid = identifier_claim(claims, "sid")?;
+    if sub.is_none() && sid.is_none() {
+        return Err(Rejection::SubSidMissing);
+    }
 
     // Step 6: events holds the back-channel member, whose value is a JSON object.
     match claims.get("events") {
@@ -215,14 +273,11 @@ pub fn validate(
         return Err(Rejection::NoncePresent);
     }
 
-    if sub.is_none() && sid.is_none() {
-        return Err(Rejection::SubSidMissing);
-    }
-
     // Step 8 needs a jti (REQUIRED by 2.4); the replay lookup is the caller's.
     let jti = identifier_claim(claims, "jti")?.ok_or(Rejection::JtiMissing)?;
 
     let token_age_limit = iat.saturating_add(policy.max_token_age_seconds);
+    let valid_until = exp.map_or(token_age_limit, |exp| exp.min(token_age_limit));
     Ok(VerifiedLogout {
         issuer_index,
         issuer: policy.issuer.clone(),
@@ -230,7 +285,7 @@ pub fn validate(
         sid,
         jti,
         iat,
-        valid_until: exp.min(token_age_limit).saturating_add(skew),
+        valid_until: valid_until.saturating_add(skew),
         revoke_all_user_sessions: policy.revoke_all_user_sessions,
     })
 }
@@ -284,17 +339,11 @@ fn identifier_claim(
     }
 }
 
-/// A NumericDate (RFC 7519, 2): seconds since the epoch, possibly fractional.
+/// A NumericDate claim (RFC 7519, 2), read by the one parser of [`crate::numeric_date`].
 fn numeric_date(claims: &Map<String, Value>, name: &str) -> Result<Option<i64>, Rejection> {
     match claims.get(name) {
         None => Ok(None),
-        Some(Value::Number(n)) => n
-            .as_i64()
-            .or_else(|| {
-                n.as_f64()
-                    .filter(|f| f.is_finite())
-                    .map(|f| f.floor() as i64)
-            })
+        Some(Value::Number(n)) => crate::numeric_date::seconds(n)
             .map(Some)
             .ok_or(Rejection::MalformedJwt(claim_type_error(name))),
         Some(_) => Err(Rejection::MalformedJwt(claim_type_error(name))),

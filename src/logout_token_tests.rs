@@ -46,6 +46,7 @@ fn fixture() -> Fixture {
             clock_skew_seconds: 60,
             max_token_age_seconds: 300,
             require_logout_jwt_typ: false,
+            require_exp: false,
             revoke_all_user_sessions: false,
         },
     }
@@ -227,12 +228,6 @@ fn every_claim_check_has_its_own_rejection() {
             }),
         ),
         (
-            Rejection::ExpMissing,
-            Box::new(|c| {
-                c.remove("exp");
-            }),
-        ),
-        (
             Rejection::Expired,
             Box::new(|c| {
                 c.insert("exp".into(), json!(NOW - 61));
@@ -328,6 +323,25 @@ fn header_checks() {
         .sign_with_options(claims_of(claims.clone()), &typ("JWT"))
         .unwrap();
     assert_eq!(strict.check(&strict_plain), Err(Rejection::Typ));
+    // RFC 7515, 4.1.9: the media-type spelling is the same type.
+    for (t, lenient, strict_ok) in [
+        ("application/logout+jwt", true, true),
+        ("Application/Logout+JWT", true, true),
+        ("application/jwt", true, false),
+        ("application/logout+jwt; x=1", false, false),
+        ("application/", false, false),
+        ("text/logout+jwt", false, false),
+    ] {
+        let token =
+            f.es.sign_with_options(claims_of(claims.clone()), &typ(t))
+                .unwrap();
+        assert_eq!(f.check(&token).is_ok(), lenient, "{t}");
+        let token = strict
+            .es
+            .sign_with_options(claims_of(claims.clone()), &typ(t))
+            .unwrap();
+        assert_eq!(strict.check(&token).is_ok(), strict_ok, "strict {t}");
+    }
 
     // alg none / HMAC / not allowed
     let unsigned = format!("{}.{}.", b64(r#"{"alg":"none"}"#), b64(&claims.to_string()));
@@ -449,4 +463,28 @@ fn host_crypto_decides_when_it_can_and_pure_rust_otherwise() {
     };
     assert!(validate(&ed_token, policies, &WithHost(&f.keys, &never), NOW).is_ok());
     assert_eq!(never.calls.get(), 0);
+}
+
+#[test]
+fn exp_is_optional_unless_required() {
+    let f = fixture();
+    let no_exp = f.check_claims(|c| {
+        c.remove("exp");
+    });
+    let logout = no_exp.expect("a fresh token without exp is accepted");
+    // Without exp the jti is kept until iat + max age + skew.
+    assert_eq!(logout.valid_until(), logout.iat() + 300 + 60);
+    let too_old = f.check_claims(|c| {
+        c.remove("exp");
+        c.insert("iat".into(), json!(NOW - 361));
+    });
+    assert_eq!(too_old, Err(Rejection::TokenTooOld));
+    let mut strict = fixture();
+    strict.policy.require_exp = true;
+    assert_eq!(
+        strict.check_claims(|c| {
+            c.remove("exp");
+        }),
+        Err(Rejection::ExpMissing)
+    );
 }

@@ -1,6 +1,7 @@
 //! Every local answer the filter sends, built in one place.
 
 use crate::config::SessionConfig;
+use crate::redirect::redirect_target;
 use crate::rejection::Rejection;
 
 /// A local HTTP answer, ready for the host.
@@ -76,33 +77,35 @@ pub enum SessionRefusal {
 /// What the refusal answer depends on in the request.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct RequestFacts<'a> {
-    /// `:path`, query included.
-    pub path: &'a str,
-    pub accept: Option<&'a str>,
-    pub sec_fetch_mode: Option<&'a str>,
+    /// `:path`, query included, as the client sent it (bytes: it is attacker-controlled).
+    pub path: &'a [u8],
+    pub accept: Option<&'a [u8]>,
+    pub sec_fetch_mode: Option<&'a [u8]>,
 }
 
 /// True when the request is an API call rather than a browser navigation: those get 401
 /// JSON, since a redirect to a login page is useless to `fetch()` or a CLI.
 pub fn is_api_request(facts: &RequestFacts<'_>, cfg: &SessionConfig) -> bool {
-    let path = facts.path.split('?').next().unwrap_or_default();
+    let path = facts.path.split(|b| *b == b'?').next().unwrap_or_default();
     if cfg
         .api_path_prefixes
         .iter()
-        .any(|p| path.starts_with(p.as_str()))
+        .any(|p| path.starts_with(p.as_bytes()))
     {
         return true;
     }
     if facts
         .sec_fetch_mode
-        .is_some_and(|mode| !mode.trim().eq_ignore_ascii_case("navigate"))
+        .is_some_and(|mode| !mode.trim_ascii().eq_ignore_ascii_case(b"navigate"))
     {
         return true;
     }
     cfg.api_accept_json
-        && facts
-            .accept
-            .is_some_and(|a| a.to_ascii_lowercase().contains("application/json"))
+        && facts.accept.is_some_and(|accept| {
+            accept
+                .windows(b"application/json".len())
+                .any(|w| w.eq_ignore_ascii_case(b"application/json"))
+        })
 }
 
 /// The answer to a request whose session is revoked or unreadable: clear the session
@@ -137,12 +140,7 @@ pub fn session_refused(
             body: body.to_string().into_bytes(),
         };
     }
-    let location = if facts.path.starts_with('/') && !facts.path.starts_with("//") {
-        facts.path
-    } else {
-        "/"
-    };
-    headers.push(("location", location.to_string()));
+    headers.push(("location", redirect_target(facts.path).to_string()));
     LocalResponse {
         status: 302,
         headers,
@@ -196,9 +194,9 @@ mod tests {
     #[test]
     fn navigation_is_redirected_to_itself() {
         let facts = RequestFacts {
-            path: "/app?x=1",
-            accept: Some("text/html"),
-            sec_fetch_mode: Some("navigate"),
+            path: b"/app?x=1",
+            accept: Some(b"text/html"),
+            sec_fetch_mode: Some(b"navigate"),
         };
         let r = session_refused(SessionRefusal::Revoked, &facts, &session_cfg());
         assert_eq!(r.status, 302);
@@ -211,7 +209,7 @@ mod tests {
         assert_eq!(cleared.len(), 2);
         assert!(cleared[0].1.starts_with("IdToken=deleted; Path=/;"));
         let open_redirect = RequestFacts {
-            path: "//evil.example/",
+            path: b"//evil.example/",
             ..facts
         };
         assert_eq!(
@@ -226,17 +224,17 @@ mod tests {
         let cfg = session_cfg();
         for facts in [
             RequestFacts {
-                path: "/api/me",
+                path: b"/api/me",
                 ..Default::default()
             },
             RequestFacts {
-                path: "/x",
-                accept: Some("application/json"),
+                path: b"/x",
+                accept: Some(b"application/json"),
                 ..Default::default()
             },
             RequestFacts {
-                path: "/x",
-                sec_fetch_mode: Some("cors"),
+                path: b"/x",
+                sec_fetch_mode: Some(b"cors"),
                 ..Default::default()
             },
         ] {

@@ -1,38 +1,57 @@
-//! The revocation rules: what a verified logout writes, and whether a session is revoked.
+//! What a verified logout revokes, and whether a session is revoked: the rules of
+//! Back-Channel Logout 1.0, 2.5-2.7, over two bounded sets in Envoy shared data.
 //!
-//! Keys: a session is revoked by (issuer, sid); a user's sessions by (issuer, sub) with a
-//! cutoff, the logout token's `iat`, so a login after the logout stays valid. The issuer is
-//! part of every key: a `sid` from one OP never touches another OP's sessions.
+//! - `sid` present: that session of that issuer, keyed by (issuer, sid).
+//! - `sub` (no `sid`, or the issuer's `revoke_all_user_sessions`): every session of that user
+//!   at that issuer whose ID token was issued up to the logout token's `iat` (the cutoff), so
+//!   a login after the logout stays valid.
+//! - The `jti` is remembered while its token could still be accepted (step 8, replay).
+//!
+//! The layout of both sets is fixed by the code, not by the configuration (see `bucket.rs`):
+//! a configuration reload keeps every live revocation and every remembered `jti` in force.
 
-use crate::bucket::{BucketedSet, Entry, EntryKind, InsertError, OnExisting};
+use crate::bucket::{BucketedSet, Entry, InsertError, OnExisting};
+use crate::entry_id::{entry_id, EntryKind};
 use crate::logout_token::VerifiedLogout;
 use crate::rejection::Rejection;
-use crate::session_cookie::SessionClaims;
+use crate::session_token::SessionClaims;
 use crate::shared_store::SharedStore;
 
-/// Shared-data key prefixes. Part of the stored format: change them only with a migration.
-const REVOCATION_PREFIX: &str = "bcl:r:";
-const TOKEN_ID_PREFIX: &str = "bcl:j:";
-/// Each replay bucket holds this many `jti`s; the bucket count scales with the revocation
-/// buckets (a quarter, at least 16).
-const TOKEN_IDS_PER_BUCKET: usize = 256;
+/// Buckets of the revocation set. 65,536 keys at most (created on first use); at 1,000,000
+/// revocations a bucket holds about 15 entries (240 bytes), which is what one lookup copies.
+pub const REVOCATION_BUCKETS: u32 = 65_536;
+/// Buckets of the replay cache.
+pub const TOKEN_ID_BUCKETS: u32 = 16_384;
+const REVOCATION_PREFIX: &str = "bcl:r2:";
+const REVOCATION_COUNT_KEY: &str = "bcl:r2:count";
+const TOKEN_ID_PREFIX: &str = "bcl:j2:";
+const TOKEN_ID_COUNT_KEY: &str = "bcl:j2:count";
+/// The replay cache holds at least this many `jti`s. Its entries live only while their token
+/// could be accepted (minutes), so its fill follows the logout rate, not `max_revocations`:
+/// a small revocation cap must not make a burst of logouts look like a full store.
+pub const MIN_TOKEN_ID_CAP: u32 = 100_000;
+/// Share of the capacity at which the filter warns (log line and gauge).
+pub const WARN_PERCENT: u64 = 80;
 
-/// Sizing of the store, from the plugin configuration.
+/// What the configuration sizes: the caps and the time to live.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StoreLimits {
-    pub revocation_buckets: u32,
+    /// Live revocations the store accepts; the replay cache holds as many `jti`s, and at
+    /// least [`MIN_TOKEN_ID_CAP`].
     pub max_revocations: u32,
     pub revocation_ttl_seconds: i64,
 }
 
-/// What recording a logout changed.
+/// What recording a logout did.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Recorded {
-    /// Change in the number of stored revocation entries, for the gauge.
-    pub entry_delta: i64,
+    /// New revocation entries (0 when the logout only merged into existing ones).
+    pub new_entries: u32,
+    /// True when this logout filled the store past [`WARN_PERCENT`] of its capacity.
+    pub crossed_warning: bool,
 }
 
-/// The revocation and replay state kept in shared data.
+/// The revocation rules over the two sets.
 #[derive(Clone, Debug)]
 pub struct RevocationStore {
     revocations: BucketedSet,
@@ -42,115 +61,144 @@ pub struct RevocationStore {
 
 impl RevocationStore {
     pub fn new(limits: &StoreLimits) -> Self {
-        let buckets = limits.revocation_buckets.max(1);
-        let per_bucket = limits.max_revocations.div_ceil(buckets).max(1) as usize;
         RevocationStore {
-            revocations: BucketedSet::new(REVOCATION_PREFIX, buckets, per_bucket),
+            revocations: BucketedSet::new(
+                REVOCATION_PREFIX,
+                REVOCATION_COUNT_KEY,
+                REVOCATION_BUCKETS,
+                limits.max_revocations,
+            ),
             token_ids: BucketedSet::new(
                 TOKEN_ID_PREFIX,
-                (buckets / 4).max(16),
-                TOKEN_IDS_PER_BUCKET,
+                TOKEN_ID_COUNT_KEY,
+                TOKEN_ID_BUCKETS,
+                limits.max_revocations.max(MIN_TOKEN_ID_CAP),
             ),
             ttl: limits.revocation_ttl_seconds,
         }
     }
 
-    pub fn revocation_buckets(&self) -> &BucketedSet {
+    pub fn revocations(&self) -> &BucketedSet {
         &self.revocations
     }
 
-    pub fn token_id_buckets(&self) -> &BucketedSet {
+    pub fn token_ids(&self) -> &BucketedSet {
         &self.token_ids
     }
 
-    /// Creates every key up front (see [`BucketedSet::ensure_created`]).
     pub fn ensure_created(&self, store: &dyn SharedStore) -> Result<(), String> {
         self.revocations.ensure_created(store)?;
         self.token_ids.ensure_created(store)
     }
 
-    /// Records a verified logout: first claims its `jti` (step 8, replay), then stores the
-    /// session and/or user revocation. A replayed token changes nothing.
+    /// Step 8 and the revocation, all or nothing: the `jti` is claimed first (so of two
+    /// copies of one token racing, exactly one succeeds), and the claim is undone when the
+    /// revocation cannot be stored, so the IdP's retry is not taken for a replay.
     pub fn record(
         &self,
         store: &dyn SharedStore,
         logout: &VerifiedLogout,
         now: i64,
     ) -> Result<Recorded, Rejection> {
-        let token_id = Entry {
-            kind: EntryKind::TokenId,
-            issuer: logout.issuer().to_owned(),
-            value: logout.jti().to_owned(),
+        let jti_id = entry_id(EntryKind::TokenId, logout.issuer(), logout.jti());
+        let claim = Entry {
+            id: jti_id,
             cutoff: 0,
-            expires_at: logout.valid_until().max(now) + 1,
+            expires_at: unix_u32(logout.valid_until().max(now).saturating_add(1)),
         };
         let claimed = self
             .token_ids
-            .insert(store, &token_id, OnExisting::Keep, now)
+            .insert(store, claim, OnExisting::Keep, now)
             .map_err(store_rejection)?;
         if !claimed.inserted {
             return Err(Rejection::JtiReplayed);
         }
-
-        let expires_at = now.saturating_add(self.ttl);
-        let revoke = |kind: EntryKind, value: &str| -> Result<i64, Rejection> {
-            let entry = Entry {
-                kind,
-                issuer: logout.issuer().to_owned(),
-                value: value.to_owned(),
-                cutoff: logout.iat(),
-                expires_at,
-            };
-            self.revocations
-                .insert(store, &entry, OnExisting::Merge, now)
-                .map(|outcome| outcome.entry_delta)
-                .map_err(store_rejection)
-        };
-        let mut entry_delta = 0;
-        if let Some(sid) = logout.sid().filter(|_| logout.revokes_session()) {
-            entry_delta += revoke(EntryKind::Session, sid)?;
+        match self.revoke(store, logout, now) {
+            Ok(recorded) => Ok(recorded),
+            Err(rejection) => {
+                // Best effort: if even this fails, the jti expires with its token.
+                let _ = self.token_ids.remove(store, jti_id);
+                Err(rejection)
+            }
         }
-        if let Some(sub) = logout.sub().filter(|_| logout.revokes_user_sessions()) {
-            entry_delta += revoke(EntryKind::User, sub)?;
-        }
-        Ok(Recorded { entry_delta })
     }
 
-    /// True when the session is revoked: its (issuer, sid) is, or its (issuer, sub) is with a
-    /// cutoff at or after the session's `iat`. At most two shared-data reads.
+    fn revoke(
+        &self,
+        store: &dyn SharedStore,
+        logout: &VerifiedLogout,
+        now: i64,
+    ) -> Result<Recorded, Rejection> {
+        let expires_at = unix_u32(now.saturating_add(self.ttl));
+        let cutoff = unix_u32(logout.iat());
+        let warn_at = warn_threshold(self.revocations.cap());
+        let mut recorded = Recorded {
+            new_entries: 0,
+            crossed_warning: false,
+        };
+        let mut revoke = |kind: EntryKind, value: &str| -> Result<(), Rejection> {
+            let entry = Entry {
+                id: entry_id(kind, logout.issuer(), value),
+                cutoff,
+                expires_at,
+            };
+            let outcome = self
+                .revocations
+                .insert(store, entry, OnExisting::Merge, now)
+                .map_err(store_rejection)?;
+            if outcome.inserted {
+                recorded.new_entries += 1;
+            }
+            recorded.crossed_warning |= outcome.count_after == Some(warn_at);
+            Ok(())
+        };
+        if let Some(sid) = logout.sid().filter(|_| logout.revokes_session()) {
+            revoke(EntryKind::Session, sid)?;
+        }
+        if let Some(sub) = logout.sub().filter(|_| logout.revokes_user_sessions()) {
+            revoke(EntryKind::User, sub)?;
+        }
+        Ok(recorded)
+    }
+
+    /// Whether a session is revoked: at most two reads of one small bucket each.
     pub fn is_revoked(
         &self,
         store: &dyn SharedStore,
         session: &SessionClaims,
         now: i64,
     ) -> Result<bool, String> {
-        if let Some(sid) = session.sid.as_deref() {
-            let hit =
-                self.revocations
-                    .find(store, EntryKind::Session, &session.iss, sid, now, |_| ())?;
-            if hit.is_some() {
+        if let Some(sid) = session.sid.as_deref().filter(|s| !s.is_empty()) {
+            let id = entry_id(EntryKind::Session, &session.iss, sid);
+            if self.revocations.find(store, id, now)?.is_some() {
                 return Ok(true);
             }
         }
-        if let Some(sub) = session.sub.as_deref() {
-            let cutoff =
-                self.revocations
-                    .find(store, EntryKind::User, &session.iss, sub, now, |v| v.cutoff)?;
-            if cutoff.is_some_and(|cutoff| session.iat <= cutoff) {
-                return Ok(true);
+        if let Some(sub) = session.sub.as_deref().filter(|s| !s.is_empty()) {
+            let id = entry_id(EntryKind::User, &session.iss, sub);
+            if let Some(entry) = self.revocations.find(store, id, now)? {
+                return Ok(session.iat <= i64::from(entry.cutoff));
             }
         }
         Ok(false)
     }
 
-    /// Sweeps revocation bucket `index` and the replay bucket of the same index (if any);
-    /// returns the change in revocation entries.
-    pub fn sweep(&self, store: &dyn SharedStore, index: u32, now: i64) -> Result<i64, String> {
-        if index < self.token_ids.buckets() {
-            self.token_ids.sweep(store, index, now)?;
-        }
-        self.revocations.sweep(store, index, now)
+    /// Drops expired entries of revocation bucket `index` and of the replay-cache bucket at
+    /// the same position; returns how many entries went.
+    pub fn sweep(&self, store: &dyn SharedStore, index: u32, now: i64) -> Result<u32, String> {
+        let token_ids = self.token_ids.sweep(store, index, now)?;
+        Ok(self.revocations.sweep(store, index, now)? + token_ids)
     }
+}
+
+/// The count at which a logout crosses [`WARN_PERCENT`] of `cap` (exactly one logout does).
+pub fn warn_threshold(cap: u32) -> u32 {
+    (u64::from(cap) * WARN_PERCENT).div_ceil(100).max(1) as u32
+}
+
+/// Seconds as stored in an entry: clamped to `u32` (until the year 2106).
+fn unix_u32(seconds: i64) -> u32 {
+    seconds.clamp(0, i64::from(u32::MAX)) as u32
 }
 
 fn store_rejection(err: InsertError) -> Rejection {
@@ -170,7 +218,6 @@ mod tests {
 
     fn setup(ttl: i64) -> (RevocationStore, MemoryStore) {
         let rules = RevocationStore::new(&StoreLimits {
-            revocation_buckets: 8,
             max_revocations: 64,
             revocation_ttl_seconds: ttl,
         });
@@ -249,7 +296,7 @@ mod tests {
     fn replayed_jti_changes_nothing() {
         let (rules, store) = setup(1000);
         let first = VerifiedLogout::for_tests(A, Some("alice"), Some("s1"), "j1", 100, false);
-        assert_eq!(rules.record(&store, &first, 100).unwrap().entry_delta, 1);
+        assert_eq!(rules.record(&store, &first, 100).unwrap().new_entries, 1);
         let replay = VerifiedLogout::for_tests(A, Some("alice"), Some("s2"), "j1", 100, false);
         assert_eq!(
             rules.record(&store, &replay, 101),
@@ -274,18 +321,21 @@ mod tests {
         assert!(!rules
             .is_revoked(&store, &session(A, "x", Some("s1"), 50), 110)
             .unwrap());
-        let swept: i64 = (0..8).map(|i| rules.sweep(&store, i, 110).unwrap()).sum();
-        assert_eq!(swept, -1);
+        let rev = rules.revocations();
+        let swept: u32 = (0..rev.buckets())
+            .map(|i| rev.sweep(&store, i, 110).unwrap())
+            .sum();
+        assert_eq!(swept, 1);
     }
 
     #[test]
     fn full_store_refuses_and_keeps_what_it_has() {
         let rules = RevocationStore::new(&StoreLimits {
-            revocation_buckets: 1,
             max_revocations: 2,
             revocation_ttl_seconds: 1000,
         });
         let store = MemoryStore::default();
+        rules.ensure_created(&store).unwrap();
         for i in 0..2 {
             let l = VerifiedLogout::for_tests(
                 A,
@@ -302,5 +352,65 @@ mod tests {
         assert!(rules
             .is_revoked(&store, &session(A, "x", Some("s0"), 1), 101)
             .unwrap());
+        // The refused logout did not consume its jti: once there is room, its retry works.
+        let rev = rules.revocations();
+        let swept: u32 = (0..rev.buckets())
+            .map(|i| rev.sweep(&store, i, 2000).unwrap())
+            .sum();
+        assert_eq!(swept, 2);
+        let retry = VerifiedLogout::for_tests(A, None, Some("s9"), "j9", 1990, false);
+        assert_eq!(rules.record(&store, &retry, 2000).unwrap().new_entries, 1);
+    }
+
+    #[test]
+    fn warns_once_at_eighty_percent() {
+        let rules = RevocationStore::new(&StoreLimits {
+            max_revocations: 10,
+            revocation_ttl_seconds: 1000,
+        });
+        let store = MemoryStore::default();
+        rules.ensure_created(&store).unwrap();
+        let warnings: Vec<bool> = (0..10)
+            .map(|i| {
+                let l = VerifiedLogout::for_tests(
+                    A,
+                    None,
+                    Some(&format!("s{i}")),
+                    &format!("j{i}"),
+                    100,
+                    false,
+                );
+                rules.record(&store, &l, 100).unwrap().crossed_warning
+            })
+            .collect();
+        assert_eq!(warnings.iter().filter(|w| **w).count(), 1);
+        assert!(warnings[7], "the 8th of 10 crosses 80 %");
+    }
+
+    #[test]
+    fn capacity_is_exact_at_any_size() {
+        for cap in [10u32, 1000, 20_000] {
+            let rules = RevocationStore::new(&StoreLimits {
+                max_revocations: cap,
+                revocation_ttl_seconds: 1000,
+            });
+            let store = MemoryStore::default();
+            rules.ensure_created(&store).unwrap();
+            for i in 0..cap {
+                let l = VerifiedLogout::for_tests(
+                    A,
+                    None,
+                    Some(&format!("s{i}")),
+                    &format!("j{i}"),
+                    100,
+                    false,
+                );
+                rules
+                    .record(&store, &l, 100)
+                    .unwrap_or_else(|e| panic!("{i} of {cap}: {e:?}"));
+            }
+            let l = VerifiedLogout::for_tests(A, None, Some("over"), "jover", 100, false);
+            assert_eq!(rules.record(&store, &l, 100), Err(Rejection::StoreFull));
+        }
     }
 }

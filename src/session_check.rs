@@ -1,11 +1,13 @@
 //! The session filter's decision for one request: pass, or refuse a revoked or unreadable
-//! session. Constant work per request: one cookie scan, one small JSON decode and at most
-//! two shared-data reads; no signature verification (the oauth2 filter checked the HMAC).
+//! session. Constant work per request: one scan of the `Cookie` lines, one small JSON decode
+//! and at most two shared-data reads of one small bucket each; no signature verification
+//! (the oauth2 filter checked the HMAC).
 
 use crate::config::SessionConfig;
+use crate::cookie_header::{find_cookie, CookieLookup};
 use crate::responses::SessionRefusal;
 use crate::revocations::RevocationStore;
-use crate::session_cookie::{find_cookie, parse_session_token, CookieLookup};
+use crate::session_token::parse_session_token;
 use crate::shared_store::SharedStore;
 
 /// The decision for one request.
@@ -16,18 +18,15 @@ pub enum SessionVerdict {
     Refuse(SessionRefusal),
 }
 
-/// Decides from the request's `Cookie` header.
+/// Decides from every `Cookie` header line of the request, as bytes.
 pub fn check_session(
-    cookie_header: Option<&str>,
+    cookie_lines: &[&[u8]],
     cfg: &SessionConfig,
     rules: &RevocationStore,
     store: &dyn SharedStore,
     now: i64,
 ) -> Result<SessionVerdict, String> {
-    let Some(header) = cookie_header else {
-        return Ok(SessionVerdict::Pass);
-    };
-    let value = match find_cookie(header, &cfg.cookie_name) {
+    let value = match find_cookie(cookie_lines, &cfg.cookie_name) {
         CookieLookup::Absent => return Ok(SessionVerdict::Pass),
         CookieLookup::Duplicate => return Ok(SessionVerdict::Refuse(SessionRefusal::Malformed)),
         CookieLookup::One(value) => value,

@@ -1,44 +1,53 @@
-//! Small wrappers over proxy-wasm host calls that never panic on our side: every failure
-//! becomes a value the caller handles (the SDK's `Context` helpers unwrap host statuses).
+//! The host as the core sees it: the clock, the log, local replies, shared data and native
+//! signature checks, over the non-panicking [`super::abi`] calls.
 
+use super::abi;
+use crate::header_map::{parse_header_map, HeaderField};
 use crate::jwks::NativeVerifier;
 use crate::responses::LocalResponse;
 use crate::shared_store::{SharedStore, WriteError};
-use proxy_wasm::hostcalls;
-use proxy_wasm::types::{LogLevel, MapType, Status};
-use std::time::UNIX_EPOCH;
+use proxy_wasm::types::{LogLevel, MapType};
 
 /// The host's wall clock in Unix seconds; 0 if the host cannot tell (every time check then
 /// fails closed: tokens look like they come from the future).
 pub fn now_unix() -> i64 {
-    hostcalls::get_current_time()
-        .ok()
-        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+    abi::current_time_nanos().map_or(0, |nanos| (nanos / 1_000_000_000) as i64)
 }
 
 pub fn log(level: LogLevel, message: &str) {
-    let _ = hostcalls::log(level, message);
+    abi::log(level, message);
 }
 
-pub fn request_header(name: &str) -> Option<String> {
-    hostcalls::get_map_value(MapType::HttpRequestHeaders, name)
-        .ok()
-        .flatten()
+/// The request's headers, as the serialized map the host sent: one host call, every entry
+/// (repeated `Cookie` lines included), every byte as sent. Read them with [`Self::fields`].
+pub struct RequestHeaders {
+    raw: Vec<u8>,
+}
+
+impl RequestHeaders {
+    /// Reads the request headers; an unavailable map reads as no headers.
+    pub fn read() -> Self {
+        RequestHeaders {
+            raw: abi::header_map(MapType::HttpRequestHeaders).unwrap_or_default(),
+        }
+    }
+
+    pub fn fields(&self) -> Vec<HeaderField<'_>> {
+        parse_header_map(&self.raw)
+    }
 }
 
 /// Sends a local reply. A failure is logged: there is nothing else to do with it.
 pub fn send_response(response: &LocalResponse) {
-    let headers: Vec<(&str, &str)> = response
+    let headers: Vec<(&[u8], &[u8])> = response
         .headers
         .iter()
-        .map(|(name, value)| (*name, value.as_str()))
+        .map(|(name, value)| (name.as_bytes(), value.as_bytes()))
         .collect();
-    let body = (!response.body.is_empty()).then_some(response.body.as_slice());
-    if let Err(status) = hostcalls::send_http_response(response.status, headers, body) {
+    if let Err(status) = abi::send_local_response(response.status, &headers, &response.body) {
         log(
             LogLevel::Error,
-            &format!("backchannel logout: could not send local reply: {status:?}"),
+            &format!("backchannel logout: could not send local reply: host status {status}"),
         );
     }
 }
@@ -49,20 +58,16 @@ pub struct EnvoySharedData;
 
 impl SharedStore for EnvoySharedData {
     fn get(&self, key: &str) -> Result<Option<(Vec<u8>, u32)>, String> {
-        match hostcalls::get_shared_data(key) {
-            Ok((Some(value), Some(cas))) => Ok(Some((value, cas))),
-            Ok((Some(value), None)) => Ok(Some((value, 0))),
-            Ok((None, _)) => Ok(None),
-            Err(status) => Err(format!("get_shared_data({key}): {status:?}")),
-        }
+        abi::shared_data(key)
+            .map_err(|status| format!("get_shared_data({key}): host status {status}"))
     }
 
     fn set(&self, key: &str, value: &[u8], cas: Option<u32>) -> Result<(), WriteError> {
-        match hostcalls::set_shared_data(key, Some(value), cas.filter(|c| *c != 0)) {
+        match abi::set_shared_data(key, value, cas.unwrap_or(0)) {
             Ok(()) => Ok(()),
-            Err(Status::CasMismatch) => Err(WriteError::CasMismatch),
+            Err(abi::CAS_MISMATCH) => Err(WriteError::CasMismatch),
             Err(status) => Err(WriteError::Host(format!(
-                "set_shared_data({key}): {status:?}"
+                "set_shared_data({key}): host status {status}"
             ))),
         }
     }
@@ -75,9 +80,9 @@ pub struct EnvoyCrypto;
 impl NativeVerifier for EnvoyCrypto {
     fn verify(&self, hash: &str, spki: &[u8], signature: &[u8], signed: &[u8]) -> Option<bool> {
         let arguments = verify_signature_arguments(hash, spki, signature, signed);
-        match hostcalls::call_foreign_function("verify_signature", Some(&arguments)) {
+        match abi::call_foreign_function("verify_signature", &arguments) {
             // proto3 leaves out default fields: an empty answer is `result: false`.
-            Ok(answer) => Some(verify_signature_result(&answer.unwrap_or_default())),
+            Ok(answer) => Some(verify_signature_result(&answer)),
             // Not this host, or it failed: the caller falls back to pure Rust.
             Err(_) => None,
         }

@@ -2,6 +2,7 @@
 //! periodic refresh and for a logout request whose `kid` is not known yet. Decisions (is a
 //! fetch due, is the answer good) are the core's `jwks_fetch`; this file does the calls.
 
+use super::abi;
 use super::host::log;
 use super::metrics::Metrics;
 use super::Runtime;
@@ -68,14 +69,17 @@ pub fn start_fetch(
         ),
     };
     let iss = &issuer.policy.issuer;
-    let fetched_at = hostcalls::get_shared_data(&keys_record_key(iss))
+    let fetched_at = abi::shared_data(&keys_record_key(iss))
         .ok()
-        .and_then(|(bytes, _)| bytes)
-        .and_then(|b| KeysRecord::decode(&b))
+        .flatten()
+        .and_then(|(bytes, _)| KeysRecord::decode(&bytes))
         .map(|r| r.fetched_at);
     let attempt_key = attempt_record_key(iss);
-    let (attempt_bytes, attempt_cas) = hostcalls::get_shared_data(&attempt_key).ok()?;
-    let last_attempt = decode_attempt(attempt_bytes.as_deref());
+    let attempt = abi::shared_data(&attempt_key).ok()?;
+    let last_attempt = decode_attempt(attempt.as_ref().map(|(bytes, _)| bytes.as_slice()));
+    // A missing record is written unconditionally (cas 0): the first creator race is as
+    // harmless as one extra fetch.
+    let attempt_cas = attempt.map_or(0, |(_, cas)| cas);
     if !fetch_allowed(
         reason,
         fetched_at,
@@ -87,7 +91,7 @@ pub fn start_fetch(
         return None;
     }
     // Another worker that read the same attempt time loses this race and does not fetch.
-    hostcalls::set_shared_data(&attempt_key, Some(&now.to_le_bytes()), attempt_cas).ok()?;
+    abi::set_shared_data(&attempt_key, &now.to_le_bytes(), attempt_cas).ok()?;
     let pending = PendingFetch {
         issuer_index: index,
         stage,
@@ -110,28 +114,32 @@ fn dispatch(cluster: &str, url: &str) -> Result<u32, String> {
         ("accept", "application/json"),
         ("user-agent", "envoy-backchannel-logout"),
     ];
+    // The SDK's call, not `abi`: it registers the token with the SDK's dispatcher, which routes
+    // the answer back to this context (an unregistered token's answer would panic there). It
+    // panics only on statuses Envoy's httpCall never returns (it answers Ok, BadArgument or
+    // InternalFailure); see docs/DESIGN.md.
     hostcalls::dispatch_http_call(cluster, headers, None, vec![], FETCH_TIMEOUT)
         .map_err(|status| format!("dispatch to cluster {cluster:?} failed: {status:?}"))
 }
 
-/// Handles the answer of a pending call (read from the host's call-response buffers).
+/// Handles the answer of a pending call (read from the host's call-response buffers, as
+/// bytes: the IdP's answer is outside data like any request).
 pub fn on_answer(
     runtime: &Runtime,
     pending: PendingFetch,
     body_size: usize,
     now: i64,
 ) -> FetchStep {
-    let status = hostcalls::get_map_value(MapType::HttpCallResponseHeaders, ":status")
+    let status = abi::header_value(MapType::HttpCallResponseHeaders, ":status")
         .ok()
-        .flatten();
+        .flatten()
+        .and_then(|s| String::from_utf8(s).ok());
     // One byte over the limit is enough to know the answer is too large.
-    let body = hostcalls::get_buffer(
+    let body = abi::buffer(
         BufferType::HttpCallResponseBody,
         0,
         body_size.min(MAX_JWKS_BYTES + 1),
     )
-    .ok()
-    .flatten()
     .unwrap_or_default();
     let Some(issuer) = runtime.config.issuers.get(pending.issuer_index) else {
         return FetchStep::Done;
@@ -167,11 +175,11 @@ pub fn on_answer(
                     jwks: body,
                 };
                 let key = keys_record_key(iss);
-                let _ = hostcalls::set_shared_data(&key, Some(&record.encode()), None);
-                let version = hostcalls::get_shared_data(&key)
+                let _ = abi::set_shared_data(&key, &record.encode(), 0);
+                let version = abi::shared_data(&key)
                     .ok()
-                    .and_then(|(_, cas)| cas)
-                    .unwrap_or(0);
+                    .flatten()
+                    .map_or(0, |(_, cas)| cas);
                 log(
                     LogLevel::Info,
                     &format!(
@@ -233,8 +241,7 @@ pub fn refresh_from_shared(runtime: &Runtime) {
         if issuer.key_source == KeySourceConfig::Inline {
             continue;
         }
-        let Ok((Some(bytes), Some(cas))) =
-            hostcalls::get_shared_data(&keys_record_key(&issuer.policy.issuer))
+        let Ok(Some((bytes, cas))) = abi::shared_data(&keys_record_key(&issuer.policy.issuer))
         else {
             continue;
         };

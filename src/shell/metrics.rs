@@ -1,8 +1,8 @@
 //! The filter's Envoy stats. Defined once per VM; Envoy merges same-named stats across VMs,
 //! so counters are process-wide (`wasmcustom.bcl.*` in `/stats`, `/stats/prometheus`).
 
+use super::abi;
 use crate::rejection::Rejection;
-use proxy_wasm::hostcalls;
 use proxy_wasm::types::MetricType;
 
 #[derive(Default)]
@@ -12,13 +12,24 @@ pub struct Metrics {
     session_revoked: Option<u32>,
     session_malformed: Option<u32>,
     revocation_entries: Option<u32>,
+    revocation_capacity: Option<u32>,
+    replay_entries: Option<u32>,
+    store_near_full: Option<u32>,
     pub jwks_fetch_ok: Option<u32>,
     pub jwks_fetch_failed: Option<u32>,
     pub jwks_rejected: Option<u32>,
 }
 
 fn define(kind: MetricType, name: &str) -> Option<u32> {
-    hostcalls::define_metric(kind, name).ok()
+    abi::define_metric(kind, name).ok()
+}
+
+/// The store's fill, as the gauges show it.
+pub struct StoreFill {
+    pub revocations: u32,
+    pub capacity: u32,
+    pub replay_entries: u32,
+    pub near_full: bool,
 }
 
 impl Metrics {
@@ -32,6 +43,9 @@ impl Metrics {
             session_revoked: define(MetricType::Counter, "bcl.session.revoked"),
             session_malformed: define(MetricType::Counter, "bcl.session.malformed"),
             revocation_entries: define(MetricType::Gauge, "bcl.store.revocation_entries"),
+            revocation_capacity: define(MetricType::Gauge, "bcl.store.revocation_capacity"),
+            replay_entries: define(MetricType::Gauge, "bcl.store.replay_entries"),
+            store_near_full: define(MetricType::Gauge, "bcl.store.near_full"),
             jwks_fetch_ok: define(MetricType::Counter, "bcl.jwks.fetch_ok"),
             jwks_fetch_failed: define(MetricType::Counter, "bcl.jwks.fetch_failed"),
             jwks_rejected: define(MetricType::Counter, "bcl.jwks.rejected"),
@@ -41,14 +55,19 @@ impl Metrics {
     pub fn add(id: Option<u32>, delta: i64) {
         if let Some(id) = id {
             if delta != 0 {
-                let _ = hostcalls::increment_metric(id, delta);
+                abi::increment_metric(id, delta);
             }
         }
     }
 
-    pub fn logout_accepted(&self, entry_delta: i64) {
+    fn set(id: Option<u32>, value: u64) {
+        if let Some(id) = id {
+            abi::record_metric(id, value);
+        }
+    }
+
+    pub fn logout_accepted(&self) {
         Self::add(self.logout_accepted, 1);
-        self.revocation_entries_changed(entry_delta);
     }
 
     pub fn logout_rejected(&self, rejection: &Rejection) {
@@ -67,7 +86,11 @@ impl Metrics {
         Self::add(self.session_malformed, 1);
     }
 
-    pub fn revocation_entries_changed(&self, delta: i64) {
-        Self::add(self.revocation_entries, delta);
+    /// Gauges are set from the store's shared counters, so every VM reports the same values.
+    pub fn store_fill(&self, fill: &StoreFill) {
+        Self::set(self.revocation_entries, u64::from(fill.revocations));
+        Self::set(self.revocation_capacity, u64::from(fill.capacity));
+        Self::set(self.replay_entries, u64::from(fill.replay_entries));
+        Self::set(self.store_near_full, u64::from(fill.near_full));
     }
 }

@@ -1,28 +1,29 @@
 //! The proxy-wasm shell: reads configuration, clock, headers, body and shared data from
 //! Envoy, hands them to the core, and sends back what the core decided. No decisions here.
 
+mod abi;
 mod host;
 mod http_filter;
 mod jwks_client;
 mod keys;
+mod logout_request;
 mod metrics;
+mod session_request;
 
 use crate::config::{parse_config, FilterConfig};
 use crate::jwks_fetch::FetchReason;
 use crate::logout_token::IssuerPolicy;
-use crate::revocations::RevocationStore;
+use crate::revocations::{warn_threshold, RevocationStore, REVOCATION_BUCKETS};
 use host::{log, now_unix, EnvoySharedData};
 use http_filter::HttpFilter;
 use jwks_client::{on_answer, start_fetch, FetchStep, PendingFetch};
 use keys::KeyCache;
-use metrics::Metrics;
-use proxy_wasm::hostcalls;
+use metrics::{Metrics, StoreFill};
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{BufferType, ContextType, LogLevel};
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::rc::Rc;
-use std::time::Duration;
 
 proxy_wasm::main! {{
     proxy_wasm::set_log_level(LogLevel::Info);
@@ -31,8 +32,8 @@ proxy_wasm::main! {{
 
 /// Shared-data key of the sweep cursor: which revocation bucket the next sweep starts at.
 const SWEEP_CURSOR_KEY: &str = "bcl:sweep";
-/// Buckets one VM sweeps per tick.
-const SWEEP_BUCKETS_PER_TICK: u32 = 32;
+/// Buckets one VM sweeps per tick: the whole store every 256 ticks.
+const SWEEP_BUCKETS_PER_TICK: u32 = 256;
 
 /// Everything an HTTP context needs, built once per VM in `on_configure`.
 pub struct Runtime {
@@ -71,10 +72,7 @@ impl Context for Root {
 
 impl RootContext for Root {
     fn on_configure(&mut self, _plugin_configuration_size: usize) -> bool {
-        let bytes = hostcalls::get_buffer(BufferType::PluginConfiguration, 0, usize::MAX)
-            .ok()
-            .flatten()
-            .unwrap_or_default();
+        let bytes = abi::buffer(BufferType::PluginConfiguration, 0, usize::MAX).unwrap_or_default();
         let mut config = match parse_config(&bytes) {
             Ok(config) => config,
             Err(error) => {
@@ -85,6 +83,9 @@ impl RootContext for Root {
                 return false;
             }
         };
+        for warning in &config.warnings {
+            log(LogLevel::Warn, &format!("backchannel logout: {warning}"));
+        }
         let rules = RevocationStore::new(&config.store_limits);
         if let Err(error) = rules.ensure_created(&EnvoySharedData) {
             log(
@@ -93,10 +94,12 @@ impl RootContext for Root {
             );
             return false;
         }
-        if shared_key_missing(SWEEP_CURSOR_KEY) {
-            let _ = hostcalls::set_shared_data(SWEEP_CURSOR_KEY, Some(&0u32.to_le_bytes()), None);
+        if matches!(abi::shared_data(SWEEP_CURSOR_KEY), Ok(None)) {
+            let _ = abi::set_shared_data(SWEEP_CURSOR_KEY, &0u32.to_le_bytes(), 0);
         }
-        let _ = hostcalls::set_tick_period(Duration::from_secs(config.tick_seconds));
+        let tick_millis =
+            u32::try_from(config.tick_seconds.saturating_mul(1000)).unwrap_or(u32::MAX);
+        let _ = abi::set_tick_period_millis(tick_millis);
         let keys = KeyCache::new(&mut config);
         self.runtime = Some(Rc::new(Runtime {
             policies: config.policies(),
@@ -113,6 +116,7 @@ impl RootContext for Root {
             return;
         };
         sweep_some_buckets(runtime);
+        report_store_fill(runtime);
         // Periodic key refresh; `start_fetch` lets one worker of the whole Envoy do it.
         let now = now_unix();
         for index in 0..runtime.config.issuers.len() {
@@ -135,16 +139,29 @@ impl RootContext for Root {
     }
 }
 
-fn shared_key_missing(key: &str) -> bool {
-    matches!(hostcalls::get_shared_data(key), Ok((None, _)))
+/// Sets the store gauges from the shared counters (two small shared-data reads).
+pub(crate) fn report_store_fill(runtime: &Runtime) {
+    let revocations = runtime.rules.revocations();
+    let count = revocations.count(&EnvoySharedData).unwrap_or(0);
+    let capacity = revocations.cap();
+    runtime.metrics.store_fill(&StoreFill {
+        revocations: count,
+        capacity,
+        replay_entries: runtime
+            .rules
+            .token_ids()
+            .count(&EnvoySharedData)
+            .unwrap_or(0),
+        near_full: count >= warn_threshold(capacity),
+    });
 }
 
 /// Claims the next few buckets through the shared cursor (so workers share the work instead
 /// of repeating it) and drops their expired entries: revocations go once their time to live
 /// has passed even if nothing else writes to their bucket.
 fn sweep_some_buckets(runtime: &Runtime) {
-    let buckets = runtime.rules.revocation_buckets().buckets();
-    let Ok((Some(cursor_bytes), cas)) = hostcalls::get_shared_data(SWEEP_CURSOR_KEY) else {
+    let buckets = REVOCATION_BUCKETS;
+    let Ok(Some((cursor_bytes, cas))) = abi::shared_data(SWEEP_CURSOR_KEY) else {
         return;
     };
     let start = cursor_bytes
@@ -154,20 +171,17 @@ fn sweep_some_buckets(runtime: &Runtime) {
         % buckets;
     let count = SWEEP_BUCKETS_PER_TICK.min(buckets);
     let next = (start + count) % buckets;
-    if hostcalls::set_shared_data(SWEEP_CURSOR_KEY, Some(&next.to_le_bytes()), cas).is_err() {
+    if abi::set_shared_data(SWEEP_CURSOR_KEY, &next.to_le_bytes(), cas).is_err() {
         return; // Another worker took this slice.
     }
     let now = now_unix();
-    let mut delta = 0;
     for offset in 0..count {
         let index = (start + offset) % buckets;
-        match runtime.rules.sweep(&EnvoySharedData, index, now) {
-            Ok(d) => delta += d,
-            Err(error) => log(
+        if let Err(error) = runtime.rules.sweep(&EnvoySharedData, index, now) {
+            log(
                 LogLevel::Warn,
                 &format!("backchannel logout: sweep failed: {error}"),
-            ),
+            );
         }
     }
-    runtime.metrics.revocation_entries_changed(delta);
 }

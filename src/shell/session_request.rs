@@ -1,0 +1,48 @@
+//! The session filter's shell: one request that is not the back-channel endpoint. Reads the
+//! `Cookie` lines, `:path`, `Accept` and `Sec-Fetch-Mode` as bytes, asks the core, and either
+//! lets the request go on or sends the refusal.
+
+use super::host::{log, now_unix, send_response, EnvoySharedData};
+use super::Runtime;
+use crate::header_map::{all_values, first_value, HeaderField};
+use crate::responses::{session_refused, unavailable, RequestFacts, SessionRefusal};
+use crate::session_check::{check_session, SessionVerdict};
+use proxy_wasm::types::{Action, LogLevel};
+
+/// Decides one request. `Action::Pause` means a local reply was sent.
+pub fn check_request(runtime: &Runtime, headers: &[HeaderField<'_>], context_id: u32) -> Action {
+    let cookie_lines: Vec<&[u8]> = all_values(headers, "cookie").collect();
+    let verdict = check_session(
+        &cookie_lines,
+        &runtime.config.session,
+        &runtime.rules,
+        &EnvoySharedData,
+        now_unix(),
+    );
+    let refusal = match verdict {
+        Ok(SessionVerdict::Pass) => return Action::Continue,
+        Ok(SessionVerdict::Refuse(refusal)) => refusal,
+        Err(error) => {
+            // Fail closed: a session that cannot be checked is not forwarded.
+            log(
+                LogLevel::Error,
+                &format!(
+                    "backchannel logout: revocation lookup failed: {error} [ctx {context_id}]"
+                ),
+            );
+            send_response(&unavailable());
+            return Action::Pause;
+        }
+    };
+    match refusal {
+        SessionRefusal::Revoked => runtime.metrics.session_revoked(),
+        SessionRefusal::Malformed => runtime.metrics.session_malformed(),
+    }
+    let facts = RequestFacts {
+        path: first_value(headers, ":path").unwrap_or(b"/"),
+        accept: first_value(headers, "accept"),
+        sec_fetch_mode: first_value(headers, "sec-fetch-mode"),
+    };
+    send_response(&session_refused(refusal, &facts, &runtime.config.session));
+    Action::Pause
+}
