@@ -183,10 +183,16 @@ impl RevocationStore {
         Ok(false)
     }
 
-    /// Drops expired entries of revocation bucket `index` and of the replay-cache bucket at
-    /// the same position; returns how many entries went.
+    /// Drops expired entries of revocation bucket `index` and, on every fourth index, of
+    /// replay-cache bucket `index / 4`: one pass over the revocation buckets is one pass over
+    /// the replay cache. Returns how many entries went.
     pub fn sweep(&self, store: &dyn SharedStore, index: u32, now: i64) -> Result<u32, String> {
-        let token_ids = self.token_ids.sweep(store, index, now)?;
+        let token_ids = if index % (REVOCATION_BUCKETS / TOKEN_ID_BUCKETS) == 0 {
+            self.token_ids
+                .sweep(store, index / (REVOCATION_BUCKETS / TOKEN_ID_BUCKETS), now)?
+        } else {
+            0
+        };
         Ok(self.revocations.sweep(store, index, now)? + token_ids)
     }
 }

@@ -17,7 +17,7 @@ use serde_json::{json, Value};
 
 /// An issuer that allows RS256 only.
 const RS256_ONLY: &str = "https://idp-rs256-only.example.test";
-/// An issuer with `require_logout_jwt_typ`.
+/// An issuer with `require_logout_jwt_typ` and `require_exp`.
 const STRICT_TYP: &str = "https://idp-strict-typ.example.test";
 
 /// A refusal case: what to send for the victim session, and the expected answer.
@@ -225,7 +225,18 @@ fn cases() -> Vec<Case> {
             c["iat"] = json!(now - 200);
             c["exp"] = json!(now - 120);
         }),
-        claims_case("no exp", "exp_missing", remove("exp")),
+        // A token without exp is accepted by default (bounded by iat + max age); an issuer
+        // with `require_exp` refuses it.
+        token_case(
+            "no exp, issuer with require_exp",
+            STRICT_TYP,
+            "exp_missing",
+            |s| {
+                let mut claims = s.logout_claims();
+                claims.as_object_mut().unwrap().remove("exp");
+                keys().sign(Alg::Rs256, &claims)
+            },
+        ),
         claims_case("no iat", "iat_missing", remove("iat")),
         claims_case("iat in the future", "iat_in_future", move |c| {
             c["iat"] = json!(now + 600);
@@ -279,6 +290,7 @@ fn every_refusal_answers_its_code_and_revokes_nothing() {
     let mut config = base_config();
     let mut strict = issuer_config(STRICT_TYP, &["RS256"]);
     strict["require_logout_jwt_typ"] = json!(true);
+    strict["require_exp"] = json!(true);
     config["issuers"]
         .as_array_mut()
         .unwrap()
