@@ -1,8 +1,8 @@
 //! Concurrent logouts never lose a revocation, and a replayed token is accepted once.
 //!
-//! `revocation_buckets: 1` puts every revocation in one shared-data key, so the two Envoy
-//! workers' compare-and-swap writes contend on every logout; many clients at once must still end
-//! with every revocation stored. The same token sent by many clients at once must be accepted
+//! Every revocation takes a slot in one shared-data counter (the store's exact cap), so the two
+//! Envoy workers' compare-and-swap writes contend on every logout; many clients at once must
+//! still end with every revocation stored and counted once. The same token sent by many clients at once must be accepted
 //! exactly once (`jti` replay check under contention).
 
 // Test code: helpers outside #[test] functions may unwrap and index too.
@@ -25,10 +25,9 @@ use serde_json::json;
 const LOGOUTS: usize = 200;
 const CLIENTS: usize = 8;
 
-/// One shared-data key for every revocation: maximal contention between the workers.
+/// Every logout goes through the one shared counter: maximal contention between the workers.
 fn one_bucket_config() -> serde_json::Value {
     let mut config = base_config();
-    config["revocation_buckets"] = json!(1);
     config["max_revocations"] = json!(10_000);
     config
 }

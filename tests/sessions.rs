@@ -352,7 +352,6 @@ fn revocation_store_stays_bounded() {
 #[test]
 fn a_full_store_refuses_new_logouts() {
     let mut config = base_config();
-    config["revocation_buckets"] = json!(1);
     config["max_revocations"] = json!(5);
     let envoy = Envoy::start(&config);
     let mut c = Checks::new();
