@@ -10,6 +10,7 @@
 
 pub mod algorithm;
 pub mod base64url;
+pub mod bearer_token;
 pub mod bucket;
 pub mod config;
 pub mod cookie_header;
@@ -27,6 +28,7 @@ pub mod redirect;
 pub mod rejection;
 pub mod responses;
 pub mod revocations;
+pub mod session_cache;
 pub mod session_check;
 pub mod session_token;
 pub mod shared_store;
