@@ -28,6 +28,7 @@ use std::path::Path;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use envoy_backchannel_logout::bucket::{Entry, OnExisting};
+use envoy_backchannel_logout::config::SessionConfig;
 use envoy_backchannel_logout::config::{parse_config, FilterConfig};
 use envoy_backchannel_logout::cookie_header::find_cookie;
 use envoy_backchannel_logout::endpoint::process_logout;
@@ -36,7 +37,6 @@ use envoy_backchannel_logout::jwks::KeySet;
 use envoy_backchannel_logout::jws::decode_part;
 use envoy_backchannel_logout::logout_token::KeySource;
 use envoy_backchannel_logout::revocations::RevocationStore;
-use envoy_backchannel_logout::config::SessionConfig;
 use envoy_backchannel_logout::session_cache::SessionCache;
 use envoy_backchannel_logout::session_check::{
     check_session, SessionCredentials, SessionLookup, SessionVerdict,
@@ -415,21 +415,26 @@ fn main() {
     );
 
     let s = measure(&plan, |_| {
-        black_box(decide_cookie(None, &cfg.session, &rules, &store, &mut cache, t));
+        black_box(decide_cookie(
+            None,
+            &cfg.session,
+            &rules,
+            &store,
+            &mut cache,
+            t,
+        ));
     });
     report("check_session, no Cookie header", "pass", &s);
 
     let s = measure(&plan, |_| {
-        black_box(
-            decide_cookie(
-                Some(black_box(&live_header)),
-                &cfg.session,
-                &rules,
-                &store,
-                &mut cache,
-                t,
-            ),
-        );
+        black_box(decide_cookie(
+            Some(black_box(&live_header)),
+            &cfg.session,
+            &rules,
+            &store,
+            &mut cache,
+            t,
+        ));
     });
     report(
         "check_session, live session",
@@ -438,30 +443,26 @@ fn main() {
     );
 
     let s = measure(&plan, |_| {
-        black_box(
-            decide_cookie(
-                Some(black_box(&revoked_sid_header)),
-                &cfg.session,
-                &rules,
-                &store,
-                &mut cache,
-                t,
-            ),
-        );
+        black_box(decide_cookie(
+            Some(black_box(&revoked_sid_header)),
+            &cfg.session,
+            &rules,
+            &store,
+            &mut cache,
+            t,
+        ));
     });
     report("check_session, revoked sid", "refuse; 1 store read", &s);
 
     let s = measure(&plan, |_| {
-        black_box(
-            decide_cookie(
-                Some(black_box(&revoked_sub_header)),
-                &cfg.session,
-                &rules,
-                &store,
-                &mut cache,
-                t,
-            ),
-        );
+        black_box(decide_cookie(
+            Some(black_box(&revoked_sub_header)),
+            &cfg.session,
+            &rules,
+            &store,
+            &mut cache,
+            t,
+        ));
     });
     report("check_session, revoked sub", "refuse; 2 store reads", &s);
 
