@@ -3,7 +3,8 @@
 //! the one log line Envoy prints.
 
 use crate::algorithm::{is_forbidden_name, Algorithm};
-use crate::jwks::{parse_jwks_value, KeySet};
+use crate::jwks::parse_jwks_value;
+use crate::key_set::KeySet;
 use crate::logout_token::IssuerPolicy;
 use crate::revocations::StoreLimits;
 use serde::Deserialize;

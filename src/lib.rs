@@ -22,6 +22,7 @@ pub mod header_map;
 pub mod jwks;
 pub mod jwks_fetch;
 pub mod jws;
+pub mod key_set;
 pub mod logout_token;
 pub mod numeric_date;
 pub mod redirect;
