@@ -8,11 +8,14 @@
 //! a refusal is always decided afresh.
 //!
 //! Bounded: a direct-mapped table of [`SLOTS`] slots, each holding at most one token of at most
-//! [`crate::session_token::MAX_SESSION_COOKIE_BYTES`]; a token is compared in full, so a hash
-//! collision only costs a lookup, never a wrong verdict.
+//! [`MAX_REMEMBERED_TOKEN_BYTES`] (larger tokens are simply checked every time), so a client
+//! sending many distinct made-up tokens costs a worker at most 4 MiB. A token is compared in
+//! full, so a hash collision only costs a lookup, never a wrong verdict.
 
-/// Slots per worker. At a typical 1 KB ID token that is at most about 1 MB per worker.
+/// Slots per worker.
 pub const SLOTS: usize = 1024;
+/// Tokens longer than this are not remembered (ID tokens are 1 to 2 KiB).
+pub const MAX_REMEMBERED_TOKEN_BYTES: usize = 4096;
 
 struct Slot {
     token: Vec<u8>,
@@ -43,6 +46,9 @@ impl SessionCache {
 
     /// Remembers that `token` was found live under `generation` (read before the lookup).
     pub fn remember_live(&mut self, token: &[u8], generation: u64) {
+        if token.len() > MAX_REMEMBERED_TOKEN_BYTES {
+            return;
+        }
         if let Some(slot) = self.slots.get_mut(slot_of(token)) {
             match slot {
                 Some(existing) if existing.token == token => existing.generation = generation,
@@ -89,5 +95,8 @@ mod tests {
         assert!(!cache.is_known_live(token, 1), "evicted by the other token");
         cache.remember_live(b"", 3);
         assert!(cache.is_known_live(b"", 3));
+        let huge = vec![b'a'; MAX_REMEMBERED_TOKEN_BYTES + 1];
+        cache.remember_live(&huge, 3);
+        assert!(!cache.is_known_live(&huge, 3), "not remembered: checked every time");
     }
 }
