@@ -97,6 +97,9 @@ mod tests {
         assert!(cache.is_known_live(b"", 3));
         let huge = vec![b'a'; MAX_REMEMBERED_TOKEN_BYTES + 1];
         cache.remember_live(&huge, 3);
-        assert!(!cache.is_known_live(&huge, 3), "not remembered: checked every time");
+        assert!(
+            !cache.is_known_live(&huge, 3),
+            "not remembered: checked every time"
+        );
     }
 }
