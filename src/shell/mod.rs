@@ -6,6 +6,8 @@ mod http_filter;
 mod jwks_client;
 mod keys;
 mod metrics;
+#[cfg(feature = "test-panic")]
+mod test_panic;
 
 use crate::config::{parse_config, FilterConfig};
 use crate::jwks_fetch::FetchReason;

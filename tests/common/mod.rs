@@ -15,6 +15,7 @@
     clippy::indexing_slicing
 )]
 
+pub mod h2;
 pub mod http;
 pub mod idp;
 pub mod jws;
