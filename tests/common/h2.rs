@@ -87,6 +87,8 @@ pub struct H2Result {
     pub error: String,
     /// Which connection of the run carried it (0 = the first).
     pub connection: u64,
+    /// Milliseconds from sending the request's headers to its outcome.
+    pub elapsed_ms: u64,
 }
 
 impl H2Result {
@@ -228,6 +230,7 @@ pub fn send_all_with(
             body: unlatin1(r["body"].as_str().unwrap_or("")),
             error: r["error"].as_str().unwrap_or("").to_string(),
             connection: r["connection"].as_u64().unwrap_or(0),
+            elapsed_ms: r["elapsed_ms"].as_u64().unwrap_or(0),
         })
         .collect();
     assert_eq!(

@@ -21,7 +21,8 @@ A request:
 A result, one per request, in order:
   {"outcome": "response" | "reset" | "error" | "timeout",
    "status": 200 | null, "headers": [[name, value], ...], "body": "...",
-   "error": "why, for reset/error/timeout", "connection": index of the connection used}
+   "error": "why, for reset/error/timeout", "connection": index of the connection used,
+   "elapsed_ms": time from sending the headers to the outcome}
 
 When Envoy ends the connection (GOAWAY, close, protocol error), the streams in flight get
 "error" (or "reset") and the remaining requests go out on a new connection. Every read has a
@@ -69,6 +70,7 @@ class Stream:
         if self.done:
             return
         self.done = True
+        self.result["elapsed_ms"] = int((time.monotonic() - getattr(self, "started", time.monotonic())) * 1000)
         self.result["outcome"] = outcome
         self.result["error"] = error
         self.result["body"] = unlat(self.body)
@@ -128,6 +130,7 @@ class Client:
         sid = self.conn.get_next_available_stream_id()
         stream.sid = sid
         stream.result["connection"] = self.connections - 1
+        stream.started = time.monotonic()
         only_headers = not stream.pending and not stream.trailers
         self.conn.send_headers(sid, headers, end_stream=only_headers)
         stream.sent_end = only_headers
