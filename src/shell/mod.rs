@@ -9,6 +9,8 @@ mod keys;
 mod logout_request;
 mod metrics;
 mod session_request;
+#[cfg(feature = "test-panic")]
+mod test_panic;
 
 use crate::config::{parse_config, FilterConfig};
 use crate::jwks_fetch::FetchReason;

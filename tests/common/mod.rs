@@ -15,6 +15,7 @@
     clippy::indexing_slicing
 )]
 
+pub mod h2;
 pub mod http;
 pub mod idp;
 pub mod jws;
@@ -191,11 +192,37 @@ impl Envoy {
         Self::try_start_full(plugin_config, template, with_filter, None)
     }
 
+    /// Starts Envoy with the test template and another build of the filter (`wasm`, e.g. the
+    /// `test-panic` build). Panics with the log when it does not come up.
+    pub fn start_with_wasm(plugin_config: &Value, wasm: &Path) -> Envoy {
+        match Self::try_start_inner(
+            plugin_config,
+            "test-minimal.yaml.tmpl",
+            Some(wasm.to_path_buf()),
+            true,
+            None,
+        ) {
+            Ok(e) => e,
+            Err(err) => panic!("Envoy did not start: {err:#?}"),
+        }
+    }
+
     /// Starts Envoy from a template; `idp_port` fills `@IDP_PORT@` (the upstream's port when
     /// `None`, which leaves the `idp` cluster unused).
     pub fn try_start_full(
         plugin_config: &Value,
         template: &str,
+        with_filter: bool,
+        idp_port: Option<u16>,
+    ) -> Result<Envoy, StartError> {
+        Self::try_start_inner(plugin_config, template, None, with_filter, idp_port)
+    }
+
+    /// [`Envoy::try_start_full`] with an optional filter build (`None`: [`wasm_path`]).
+    fn try_start_inner(
+        plugin_config: &Value,
+        template: &str,
+        wasm: Option<PathBuf>,
         with_filter: bool,
         idp_port: Option<u16>,
     ) -> Result<Envoy, StartError> {
@@ -209,7 +236,7 @@ impl Envoy {
         let template_text =
             std::fs::read_to_string(repo_root().join("envoy").join(template)).map_err(io)?;
         let wasm = if with_filter {
-            wasm_path()
+            wasm.unwrap_or_else(wasm_path)
         } else {
             PathBuf::from("/nonexistent.wasm")
         };
