@@ -27,9 +27,21 @@ section "cargo clippy --lib --target wasm32-wasip1 --features test-panic -- -D w
 # The test-only crash switch of tests/failure_policy.rs must stay clean too.
 cargo clippy --lib --target wasm32-wasip1 --features test-panic -- -D warnings
 
+section "cargo build --release --target wasm32-wasip1 --features test-panic (tests/failure_policy.rs only)"
+# Built in the same target directory (the dependencies are shared), copied aside, and then
+# replaced by the release build below: the test-only crash switch never reaches $BCL_WASM.
+cargo build --release --target wasm32-wasip1 --features test-panic
+mkdir -p "$target_dir/test-panic"
+export BCL_PANIC_WASM="$target_dir/test-panic/envoy_backchannel_logout-test-panic.wasm"
+cp "$target_dir/wasm32-wasip1/release/envoy_backchannel_logout.wasm" "$BCL_PANIC_WASM"
+
 section "cargo build --release --target wasm32-wasip1"
 cargo build --release --target wasm32-wasip1
 ls -l "$BCL_WASM"
+if grep -q "x-bcl-test-panic" "$BCL_WASM"; then
+  echo "the release build contains the test-panic switch" >&2
+  exit 1
+fi
 
 section "cargo test (unit tests + integration tests against a real Envoy)"
 echo "ENVOY_BIN=$ENVOY_BIN"

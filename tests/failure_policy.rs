@@ -36,8 +36,13 @@ fn newest(path: &Path) -> SystemTime {
         .unwrap_or(SystemTime::UNIX_EPOCH)
 }
 
-/// The `test-panic` build of the filter, built when missing or older than the sources.
+/// The `test-panic` build of the filter: `BCL_PANIC_WASM` (scripts/test.sh builds it in the
+/// shared target directory and copies it aside), else built here when missing or older than
+/// the sources.
 fn test_panic_wasm() -> PathBuf {
+    if let Some(path) = std::env::var_os("BCL_PANIC_WASM") {
+        return PathBuf::from(path);
+    }
     let root = repo_root();
     let target_dir = root.join("target/test-panic");
     let wasm = target_dir.join("wasm32-wasip1/release/envoy_backchannel_logout.wasm");
