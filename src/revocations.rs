@@ -259,6 +259,29 @@ mod tests {
     const A: &str = "https://a";
     const B: &str = "https://b";
 
+    /// A store of `cap` revocations with a long TTL.
+    fn capped(cap: u32) -> (RevocationStore, MemoryStore) {
+        let rules = RevocationStore::new(&StoreLimits {
+            max_revocations: cap,
+            revocation_ttl_seconds: 1000,
+        });
+        let store = MemoryStore::default();
+        rules.ensure_created(&store).unwrap();
+        (rules, store)
+    }
+
+    /// The logout of session `s<i>` (jti `j<i>`) at issuer A.
+    fn nth_logout(i: u32) -> VerifiedLogout {
+        VerifiedLogout::for_tests(
+            A,
+            None,
+            Some(&format!("s{i}")),
+            &format!("j{i}"),
+            100,
+            false,
+        )
+    }
+
     fn setup(ttl: i64) -> (RevocationStore, MemoryStore) {
         let rules = RevocationStore::new(&StoreLimits {
             max_revocations: 64,
@@ -373,21 +396,9 @@ mod tests {
 
     #[test]
     fn full_store_refuses_and_keeps_what_it_has() {
-        let rules = RevocationStore::new(&StoreLimits {
-            max_revocations: 2,
-            revocation_ttl_seconds: 1000,
-        });
-        let store = MemoryStore::default();
-        rules.ensure_created(&store).unwrap();
+        let (rules, store) = capped(2);
         for i in 0..2 {
-            let l = VerifiedLogout::for_tests(
-                A,
-                None,
-                Some(&format!("s{i}")),
-                &format!("j{i}"),
-                100,
-                false,
-            );
+            let l = nth_logout(i);
             rules.record(&store, &l, 100).unwrap();
         }
         let l = VerifiedLogout::for_tests(A, None, Some("s9"), "j9", 100, false);
@@ -407,22 +418,10 @@ mod tests {
 
     #[test]
     fn warns_once_at_eighty_percent() {
-        let rules = RevocationStore::new(&StoreLimits {
-            max_revocations: 10,
-            revocation_ttl_seconds: 1000,
-        });
-        let store = MemoryStore::default();
-        rules.ensure_created(&store).unwrap();
+        let (rules, store) = capped(10);
         let warnings: Vec<bool> = (0..10)
             .map(|i| {
-                let l = VerifiedLogout::for_tests(
-                    A,
-                    None,
-                    Some(&format!("s{i}")),
-                    &format!("j{i}"),
-                    100,
-                    false,
-                );
+                let l = nth_logout(i);
                 rules.record(&store, &l, 100).unwrap().crossed_warning
             })
             .collect();
@@ -433,21 +432,9 @@ mod tests {
     #[test]
     fn capacity_is_exact_at_any_size() {
         for cap in [10u32, 1000, 20_000] {
-            let rules = RevocationStore::new(&StoreLimits {
-                max_revocations: cap,
-                revocation_ttl_seconds: 1000,
-            });
-            let store = MemoryStore::default();
-            rules.ensure_created(&store).unwrap();
+            let (rules, store) = capped(cap);
             for i in 0..cap {
-                let l = VerifiedLogout::for_tests(
-                    A,
-                    None,
-                    Some(&format!("s{i}")),
-                    &format!("j{i}"),
-                    100,
-                    false,
-                );
+                let l = nth_logout(i);
                 rules
                     .record(&store, &l, 100)
                     .unwrap_or_else(|e| panic!("{i} of {cap}: {e:?}"));

@@ -144,130 +144,109 @@ fn item1_non_utf8_header_bytes_never_take_the_filter_down() {
     )
     .into_bytes();
 
-    let mut tally = Tally::default();
-    let mut five_o_threes = 0;
-    for _ in 0..20 {
-        let page = b"/app/page".as_slice();
-        let html: &[u8] = b"text/html";
-
-        let r = raw(
-            &envoy,
-            "GET",
-            page,
-            &[("Cookie", &odd_cookie), ("Accept", html)],
-            b"",
-        );
-        five_o_threes += usize::from(r.status == 503);
-        tally.record(
+    /// What a case must get.
+    enum Want {
+        Upstream200,
+        /// A refusal (302 or 401) that clears the session cookies.
+        Refused,
+        /// The endpoint's 400 `content_type`.
+        ContentType,
+    }
+    let page = b"/app/page".as_slice();
+    let html: &[u8] = b"text/html";
+    let post = BACKCHANNEL_PATH.as_bytes();
+    #[allow(clippy::type_complexity)]
+    let cases: [(&str, &str, &[u8], Vec<(&str, &[u8])>, &[u8], Want); 8] = [
+        (
             "Cookie `x=\\xff` only: want the upstream's 200",
-            is_upstream_200(&r),
-            &r,
-        );
-
-        let r = raw(
-            &envoy,
             "GET",
             page,
-            &[("Cookie", &live_and_odd), ("Accept", html)],
+            vec![("Cookie", &odd_cookie), ("Accept", html)],
             b"",
-        );
-        five_o_threes += usize::from(r.status == 503);
-        tally.record(
+            Want::Upstream200,
+        ),
+        (
             "Cookie `IdToken=<live>; x=\\xff`: want the upstream's 200",
-            is_upstream_200(&r),
-            &r,
-        );
-
-        let r = raw(
-            &envoy,
             "GET",
             page,
-            &[("Cookie", &revoked_and_odd), ("Accept", html)],
+            vec![("Cookie", &live_and_odd), ("Accept", html)],
             b"",
-        );
-        five_o_threes += usize::from(r.status == 503);
-        tally.record(
+            Want::Upstream200,
+        ),
+        (
             "Cookie `IdToken=<revoked>; x=\\xff`: want 302 with cookies cleared",
-            r.status == 302 && clears_cookies(&r),
-            &r,
-        );
-
+            "GET",
+            page,
+            vec![("Cookie", &revoked_and_odd), ("Accept", html)],
+            b"",
+            Want::Refused,
+        ),
         // Accept and Sec-Fetch-Mode are read when a session is refused.
-        let r = raw(
-            &envoy,
-            "GET",
-            page,
-            &[("Cookie", &revoked_cookie), ("Accept", b"\xff")],
-            b"",
-        );
-        five_o_threes += usize::from(r.status == 503);
-        tally.record(
+        (
             "revoked session, `Accept: \\xff`: want a refusal (302 or 401)",
-            matches!(r.status, 302 | 401) && clears_cookies(&r),
-            &r,
-        );
-        let r = raw(
-            &envoy,
             "GET",
             page,
-            &[("Cookie", &live_cookie), ("Accept", b"\xff")],
+            vec![("Cookie", &revoked_cookie), ("Accept", b"\xff")],
             b"",
-        );
-        five_o_threes += usize::from(r.status == 503);
-        tally.record(
+            Want::Refused,
+        ),
+        (
             "live session, `Accept: \\xff`: want the upstream's 200",
-            is_upstream_200(&r),
-            &r,
-        );
-
-        let r = raw(
-            &envoy,
             "GET",
             page,
-            &[
+            vec![("Cookie", &live_cookie), ("Accept", b"\xff")],
+            b"",
+            Want::Upstream200,
+        ),
+        (
+            "revoked session, `Sec-Fetch-Mode: \\xfe`: want a refusal (302 or 401)",
+            "GET",
+            page,
+            vec![
                 ("Cookie", &revoked_cookie),
                 ("Accept", html),
                 ("Sec-Fetch-Mode", b"\xfe"),
             ],
             b"",
-        );
-        five_o_threes += usize::from(r.status == 503);
-        tally.record(
-            "revoked session, `Sec-Fetch-Mode: \\xfe`: want a refusal (302 or 401)",
-            matches!(r.status, 302 | 401) && clears_cookies(&r),
-            &r,
-        );
-        let r = raw(
-            &envoy,
+            Want::Refused,
+        ),
+        (
+            "live session, `Sec-Fetch-Mode: \\xfe`: want the upstream's 200",
             "GET",
             page,
-            &[
+            vec![
                 ("Cookie", &live_cookie),
                 ("Accept", html),
                 ("Sec-Fetch-Mode", b"\xfe"),
             ],
             b"",
-        );
-        five_o_threes += usize::from(r.status == 503);
-        tally.record(
-            "live session, `Sec-Fetch-Mode: \\xfe`: want the upstream's 200",
-            is_upstream_200(&r),
-            &r,
-        );
-
-        let r = raw(
-            &envoy,
-            "POST",
-            BACKCHANNEL_PATH.as_bytes(),
-            &[("Content-Type", b"\xff")],
-            &logout_body,
-        );
-        five_o_threes += usize::from(r.status == 503);
-        tally.record(
+            Want::Upstream200,
+        ),
+        (
             "back-channel POST, `Content-Type: \\xff`: want 400 content_type",
-            r.status == 400 && error_description(&r).starts_with("content_type"),
-            &r,
-        );
+            "POST",
+            post,
+            vec![("Content-Type", b"\xff")],
+            &logout_body,
+            Want::ContentType,
+        ),
+    ];
+
+    let mut tally = Tally::default();
+    let mut five_o_threes = 0;
+    for _ in 0..20 {
+        for (case, method, path, headers, body, want) in &cases {
+            let r = raw(&envoy, method, path, headers, body);
+            five_o_threes += usize::from(r.status == 503);
+            let ok = match want {
+                Want::Upstream200 => is_upstream_200(&r),
+                Want::Refused => matches!(r.status, 302 | 401) && clears_cookies(&r),
+                Want::ContentType => {
+                    r.status == 400 && error_description(&r).starts_with("content_type")
+                }
+            };
+            tally.record(case, ok, &r);
+        }
     }
     tally.report(&mut c);
     c.check(five_o_threes == 0, || {
