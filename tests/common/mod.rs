@@ -140,6 +140,18 @@ pub enum StartError {
     Io(String),
 }
 
+/// The tests' upstream server and a fresh directory for one Envoy's config and log.
+fn upstream_and_run_dir() -> Result<(Upstream, PathBuf), StartError> {
+    let io = |e: std::io::Error| StartError::Io(e.to_string());
+    let upstream = Upstream::start().map_err(io)?;
+    let dir = std::env::temp_dir().join(jws::unique_id(&format!(
+        "bcl-envoy-{}-",
+        std::process::id()
+    )));
+    std::fs::create_dir_all(&dir).map_err(io)?;
+    Ok((upstream, dir))
+}
+
 /// A running Envoy. Killed on drop; its log is printed when the test is failing.
 pub struct Envoy {
     child: Option<Child>,
@@ -227,12 +239,7 @@ impl Envoy {
         idp_port: Option<u16>,
     ) -> Result<Envoy, StartError> {
         let io = |e: std::io::Error| StartError::Io(e.to_string());
-        let upstream = Upstream::start().map_err(io)?;
-        let dir = std::env::temp_dir().join(jws::unique_id(&format!(
-            "bcl-envoy-{}-",
-            std::process::id()
-        )));
-        std::fs::create_dir_all(&dir).map_err(io)?;
+        let (upstream, dir) = upstream_and_run_dir()?;
         let template_text =
             std::fs::read_to_string(repo_root().join("envoy").join(template)).map_err(io)?;
         let wasm = if with_filter {
@@ -310,12 +317,7 @@ impl Envoy {
 
     pub fn try_start_lds(plugin_config: &Value) -> Result<Envoy, StartError> {
         let io = |e: std::io::Error| StartError::Io(e.to_string());
-        let upstream = Upstream::start().map_err(io)?;
-        let dir = std::env::temp_dir().join(jws::unique_id(&format!(
-            "bcl-envoy-{}-",
-            std::process::id()
-        )));
-        std::fs::create_dir_all(&dir).map_err(io)?;
+        let (upstream, dir) = upstream_and_run_dir()?;
         // A fixed port (a free one, picked now): a new version of the listener then differs in
         // its filter chain only, and Envoy keeps the listening socket.
         let lds_port = std::net::TcpListener::bind(("127.0.0.1", 0))
