@@ -118,14 +118,17 @@ impl RevocationStore {
         let revoked = self.revoke(store, logout, now);
         // Before the IdP hears 200: workers that remember a session as live look again.
         // Bumped even after a failure, which may have written part of the revocation.
-        self.bump_generation(store)
-            .map_err(|_| Rejection::StoreError)?;
-        match revoked {
-            Ok(recorded) => Ok(recorded),
-            Err(rejection) => {
+        let bumped = self.bump_generation(store);
+        match (revoked, bumped) {
+            (Ok(recorded), Ok(())) => Ok(recorded),
+            (result, bumped) => {
+                // Refused for a store reason: the IdP's retry must not be taken for a replay.
                 // Best effort: if even this fails, the jti expires with its token.
                 let _ = self.token_ids.remove(store, jti_id);
-                Err(rejection)
+                Err(match (result, bumped) {
+                    (Err(rejection), _) => rejection,
+                    _ => Rejection::StoreError,
+                })
             }
         }
     }
@@ -442,5 +445,39 @@ mod tests {
             let l = VerifiedLogout::for_tests(A, None, Some("over"), "jover", 100, false);
             assert_eq!(rules.record(&store, &l, 100), Err(Rejection::StoreFull));
         }
+    }
+
+    /// Refuses writes to one key, like a host that cannot store it.
+    struct RefusesKey<'a>(&'a MemoryStore, &'static str);
+
+    impl SharedStore for RefusesKey<'_> {
+        fn get(&self, key: &str) -> Result<Option<(Vec<u8>, u32)>, String> {
+            self.0.get(key)
+        }
+        fn set(
+            &self,
+            key: &str,
+            value: &[u8],
+            cas: Option<u32>,
+        ) -> Result<(), crate::shared_store::WriteError> {
+            if key == self.1 {
+                return Err(crate::shared_store::WriteError::Host("refused".into()));
+            }
+            self.0.set(key, value, cas)
+        }
+    }
+
+    #[test]
+    fn a_failed_generation_bump_is_a_store_error_that_keeps_the_jti_free() {
+        let (rules, memory) = capped(10);
+        let failing = RefusesKey(&memory, GENERATION_KEY);
+        let logout = nth_logout(1);
+        assert_eq!(
+            rules.record(&failing, &logout, 100),
+            Err(Rejection::StoreError)
+        );
+        // The retry, once the host stores again, is not a replay.
+        assert!(rules.record(&memory, &logout, 100).is_ok());
+        assert_eq!(rules.generation(&memory).unwrap(), 1);
     }
 }
