@@ -465,7 +465,8 @@ e, full = pair(f"empty-{largest}"), pair(f"full-{largest}")
 bound = "" if min(e["bound"], full["bound"]) >= 0.95 else \
     f" (Envoy not CPU-bound in a run: {min(e['bound'], full['bound']) * 100:.0f} % of its core; trust CPU µs)"
 rows.append(("2. live-session check cost", "<= +5 µs Envoy CPU/req and >= 0.90x throughput",
-             f"+{e['added']:.1f} µs/req ({e['b_cpu']:.1f} vs {e['a_cpu']:.1f}); "
+             f"+{e['added']:.1f} µs/req ({e['b_cpu']:.1f} vs {e['a_cpu']:.1f}, "
+             f"+{100 * e['added'] / e['a_cpu']:.0f} % of the no-filter cost); "
              f"{e['ratio']:.2f}x ({e['b_rps']:,.0f} vs {e['a_rps']:,.0f} req/s){bound}",
              yes(e["added"] <= 5 and e["ratio"] >= 0.90)))
 delta = (full["added"] - e["added"]) / e["added"] if e["added"] > 0 else float("inf")
