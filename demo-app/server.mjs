@@ -5,7 +5,13 @@
 // ID token's payload to show who is logged in; it does not verify it (Envoy did the work).
 //
 //   GET /          HTML page: sub, sid, iss, iat, links to end the IdP session elsewhere
-//   GET /api/me    the same as JSON (401 JSON without an IdToken cookie)
+//   GET /api/me    the same as JSON. Without an IdToken cookie, an API client's request
+//                  identified only by its `Authorization: Bearer <JWT access token>` (Envoy's
+//                  jwt_authn checked its signature, issuer and audience) gets that token's
+//                  claims (`"via": "access_token"`); with neither, 401 JSON
+//   GET /api/token demo only: echoes the access token Envoy's oauth2 filter forwarded as
+//                  `Authorization: Bearer` (and its decoded claims), so that it can be copied
+//                  into an API client (curl -H "Authorization: Bearer ..."); 401 JSON without one
 //   GET /signed-out  landing page after an RP-initiated logout
 //   GET /healthz   readiness
 //
@@ -49,6 +55,12 @@ function decodeJwtPart(token, index) {
   } catch {
     return undefined;
   }
+}
+
+/** The token of an `Authorization: Bearer <token>` header, or undefined. */
+function bearerToken(req) {
+  const m = /^Bearer\s+(\S+)\s*$/i.exec(req.headers.authorization ?? '');
+  return m ? m[1] : undefined;
 }
 
 function escapeHtml(value) {
@@ -116,9 +128,19 @@ The IdP then POSTs a logout token to Envoy's <code>/bff/backchannel</code>; this
 <li>Come back here and <a id="reload" href="/">reload</a>: Envoy refuses the revoked session,
 clears the cookies and sends you to the IdP's login page.</li>
 </ol>
+<h2>Call the API with the access token alone</h2>
+<p><a id="api-token" href="/api/token">/api/token</a> shows the JWT access token Envoy forwards to
+this app (it carries the same <code>sid</code>). <code>curl -H "Authorization: Bearer &lt;token&gt;" ${escapeHtml(originOf(req))}/api/me</code>
+reaches the app without cookies (Envoy's <code>jwt_authn</code> checks the signature); once the IdP
+session ends, the same call gets <code>401 invalid_token</code> from the back-channel logout filter.</p>
 <p>Other links: <a href="/api/me">/api/me</a> (JSON) ·
 <a id="signout" href="/signout">sign out here</a> (Envoy's <code>signout_path</code>: RP-initiated logout, the ordinary way)</p>
 </body></html>`;
+}
+
+function originOf(req) {
+  const proto = String(req.headers['x-forwarded-proto'] ?? 'http').split(',')[0].trim();
+  return `${proto}://${req.headers.host ?? '127.0.0.1:10000'}`;
 }
 
 function signedOutPage() {
@@ -136,15 +158,37 @@ const server = createServer((req, res) => {
   if (url.pathname === '/healthz') {
     res.writeHead(200, { ...headers, 'content-type': 'text/plain' }).end('ok\n');
   } else if (url.pathname === '/api/me') {
+    const token = bearerToken(req);
+    const atClaims = token ? decodeJwtPart(token, 1) : undefined;
+    if (!claims && atClaims) {
+      // an API client: no session cookie, only the access token (verified by Envoy's jwt_authn)
+      const atHeader = decodeJwtPart(token, 0);
+      const body = {
+        via: 'access_token', sub: atClaims.sub, sid: atClaims.sid, iss: atClaims.iss, aud: atClaims.aud,
+        scope: atClaims.scope, client_id: atClaims.client_id, iat: atClaims.iat, exp: atClaims.exp,
+        access_token_header: { alg: atHeader?.alg, kid: atHeader?.kid, typ: atHeader?.typ },
+      };
+      res.writeHead(200, { ...headers, 'content-type': 'application/json' }).end(`${JSON.stringify(body)}\n`);
+      return;
+    }
     if (!claims) {
       res.writeHead(401, { ...headers, 'content-type': 'application/json' }).end('{"error":"no_id_token"}\n');
       return;
     }
     const body = {
+      via: 'id_token_cookie',
       sub: claims.sub, sid: claims.sid, iss: claims.iss, aud: claims.aud, name: claims.name,
       iat: claims.iat, exp: claims.exp, bearer: whoami(req).bearer,
       id_token_header: { alg: header?.alg, kid: header?.kid, typ: header?.typ },
     };
+    res.writeHead(200, { ...headers, 'content-type': 'application/json' }).end(`${JSON.stringify(body)}\n`);
+  } else if (url.pathname === '/api/token') {
+    const token = bearerToken(req);
+    if (!token) {
+      res.writeHead(401, { ...headers, 'content-type': 'application/json' }).end('{"error":"no_bearer_token"}\n');
+      return;
+    }
+    const body = { access_token: token, header: decodeJwtPart(token, 0), claims: decodeJwtPart(token, 1) };
     res.writeHead(200, { ...headers, 'content-type': 'application/json' }).end(`${JSON.stringify(body)}\n`);
   } else if (url.pathname === '/signed-out') {
     res.writeHead(200, { ...headers, 'content-type': 'text/html; charset=utf-8' }).end(signedOutPage());

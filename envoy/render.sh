@@ -11,6 +11,8 @@
 #   IDP_HOST=127.0.0.1        IDP_PORT=<from issuer> how Envoy reaches the IdP (cluster "idp")
 #   APP_HOST=127.0.0.1        APP_PORT=8081          the demo app (cluster "demo_app")
 #   CLIENT_ID=demo-app  CLIENT_SECRET=demo-app-secret  HMAC_SECRET=(demo value)
+#   API_AUDIENCE=http://127.0.0.1:<LISTEN_PORT>/api  audience of the IdP's JWT access tokens
+#                             (jwt_authn; the IdP's resource indicator, its --api-audience)
 #   REDIRECT_URI=%REQ(x-forwarded-proto)%://%REQ(:authority)%/oauth2/callback
 #   WASM_PATH=<repo>/target/wasm32-wasip1/release/envoy_backchannel_logout.wasm
 #   WITH_WASM=1               0 drops the filter (the lines between "# @if WITH_WASM" and "# @endif")
@@ -47,6 +49,7 @@ fi
 : "${CLIENT_ID:=demo-app}"
 : "${CLIENT_SECRET:=demo-app-secret}"
 : "${HMAC_SECRET:=demo-hmac-secret-not-for-production}"
+: "${API_AUDIENCE:=http://127.0.0.1:$LISTEN_PORT/api}"
 : "${REDIRECT_URI:=%REQ(x-forwarded-proto)%://%REQ(:authority)%/oauth2/callback}"
 : "${WASM_PATH:=$repo/target/wasm32-wasip1/release/envoy_backchannel_logout.wasm}"
 : "${WITH_WASM:=1}"
@@ -69,7 +72,7 @@ if [ -z "${BCL_KEY_SOURCE:-}" ]; then
 fi
 
 export LISTEN_ADDRESS LISTEN_PORT ADMIN_ADDRESS ADMIN_PORT IDP_ISSUER IDP_HOST IDP_PORT APP_HOST \
-  APP_PORT CLIENT_ID CLIENT_SECRET HMAC_SECRET REDIRECT_URI WASM_PATH WITH_WASM WITH_HOLD_ROUTER BCL_KEY_SOURCE \
+  APP_PORT CLIENT_ID CLIENT_SECRET HMAC_SECRET API_AUDIENCE REDIRECT_URI WASM_PATH WITH_WASM WITH_HOLD_ROUTER BCL_KEY_SOURCE \
   BCL_JWKS_REFRESH_SECONDS BCL_JWKS_MIN_REFETCH_SECONDS
 
 awk '

@@ -1,7 +1,8 @@
 // Demo and test OpenID Provider for the back-channel logout filter.
 //
 // node-oidc-provider (a certified OP) configured for the demo: development login
-// interactions (any login and password), RP-initiated logout, back-channel logout.
+// interactions (any login and password), RP-initiated logout, back-channel logout, and JWT
+// access tokens carrying `sid` for the demo app's API (resource indicator <app-url>/api).
 // It sends the real logout tokens; nothing here imitates them.
 //
 // Configuration (command-line flags win over environment variables):
@@ -15,6 +16,8 @@
 //   --client-id         CLIENT_ID           (default demo-app)
 //   --client-secret     CLIENT_SECRET       (default demo-app-secret)
 //   --other-backchannel-url OTHER_APP_BACKCHANNEL_URL  back-channel URI of `other-app` (default none)
+//   --api-audience URL  API_AUDIENCE        resource indicator (RFC 8707) of the demo app's API, the
+//                                           `aud` of the JWT access tokens (default <app-url>/api)
 //   --jwks-file PATH    IDP_JWKS_FILE       private JWKS (default dev-keys/jwks.json beside this file)
 //   --test-endpoints    IDP_TEST_ENDPOINTS=1   enables POST /__test/rotate-keys and GET /__test/events
 //   --backchannel-allow-hosts a,b  IDP_BACKCHANNEL_ALLOW_HOSTS  host names, besides loopback,
@@ -34,7 +37,7 @@ import { parseArgs } from 'node:util';
 import { isIP } from 'node:net';
 
 // oidc-provider 9 prints an "Unsupported runtime" warning on Node < 22; it works on Node 20.
-import Provider from 'oidc-provider';
+import Provider, { errors } from 'oidc-provider';
 // oidc-provider's development in-memory adapter (pinned version): one store for the whole
 // process, handed to every Provider instance (see buildProvider).
 import { createMemoryAdapter } from 'oidc-provider/lib/adapters/memory_adapter.js';
@@ -51,6 +54,7 @@ const { values: args } = parseArgs({
     'client-id': { type: 'string' },
     'client-secret': { type: 'string' },
     'other-backchannel-url': { type: 'string' },
+    'api-audience': { type: 'string' },
     'jwks-file': { type: 'string' },
     'test-endpoints': { type: 'boolean' },
     'backchannel-allow-hosts': { type: 'string' },
@@ -68,6 +72,8 @@ const backchannelUrl = opt('backchannel-url', 'BACKCHANNEL_URL', `${appUrl}/bff/
 const clientId = opt('client-id', 'CLIENT_ID', 'demo-app');
 const clientSecret = opt('client-secret', 'CLIENT_SECRET', 'demo-app-secret');
 const otherBackchannelUrl = opt('other-backchannel-url', 'OTHER_APP_BACKCHANNEL_URL', undefined);
+const apiAudience = opt('api-audience', 'API_AUDIENCE', `${appUrl}/api`);
+const API_SCOPE = 'api';
 const jwksFile = resolve(opt('jwks-file', 'IDP_JWKS_FILE', resolve(here, 'dev-keys/jwks.json')));
 const testEndpoints = args['test-endpoints'] === true || env.IDP_TEST_ENDPOINTS === '1';
 const allowHosts = new Set(
@@ -223,6 +229,41 @@ function buildConfiguration(keys) {
         postLogoutSuccessSource,
       },
       revocation: { enabled: true },
+      // The access token of the demo client is a JWT (RFC 9068) for the demo app's API, so that
+      // an API client holding only that token can call through Envoy (jwt_authn checks it, the
+      // back-channel logout filter's session.bearer_tokens refuses it once its session ends).
+      // Envoy's oauth2 filter sends no `resource` parameter: defaultResource makes the demo
+      // client's authorization request (and its token request) ask for the API, and
+      // useGrantedResource makes the token endpoint use the resource granted with the code.
+      // The ID token is unchanged (audience: the client; the openid scope still applies).
+      resourceIndicators: {
+        enabled: true,
+        async defaultResource(ctx, client, oneOf) {
+          if (oneOf) return oneOf;
+          return client.clientId === clientId ? apiAudience : undefined;
+        },
+        async useGrantedResource() {
+          return true;
+        },
+        async getResourceServerInfo(ctx, resourceIndicator, client) {
+          if (resourceIndicator !== apiAudience || client.clientId !== clientId) {
+            throw new errors.InvalidTarget();
+          }
+          return {
+            scope: API_SCOPE,
+            audience: apiAudience,
+            accessTokenTTL: 3600,
+            accessTokenFormat: 'jwt', // signed RS256 with the IdP's current key, header typ at+jwt
+          };
+        },
+      },
+    },
+    // node-oidc-provider (9.13) puts no `sid` in JWT access tokens (RFC 9068 does not define
+    // it). Add the IdP session id, the `sid` that the ID token and the back-channel logout token
+    // carry, so that a revoked session's access token can be recognised (session.bearer_tokens).
+    async extraTokenClaims(ctx, token) {
+      if (token.kind === 'AccessToken' && token.sid) return { sid: token.sid };
+      return undefined;
     },
     async findAccount(ctx, id) {
       return {
@@ -247,6 +288,7 @@ function buildConfiguration(keys) {
         accountId: ctx.oidc.session.accountId,
       });
       grant.addOIDCScope('openid profile email');
+      if (ctx.oidc.client.clientId === clientId) grant.addResourceScope(apiAudience, API_SCOPE);
       await grant.save();
       return grant;
     },
@@ -395,6 +437,7 @@ server.listen(listenPort, listenHost, () => {
     client_id: clientId,
     redirect_uri: `${appUrl}/oauth2/callback`,
     backchannel_logout_uri: backchannelUrl,
+    api_audience: apiAudience,
     kid: signingKeys[0].kid,
     test_endpoints: testEndpoints,
   });

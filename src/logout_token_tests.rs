@@ -404,7 +404,7 @@ struct FakeHost {
     calls: std::cell::Cell<usize>,
 }
 
-impl crate::jwks::NativeVerifier for FakeHost {
+impl crate::key_set::NativeVerifier for FakeHost {
     fn verify(&self, hash: &str, spki: &[u8], signature: &[u8], _signed: &[u8]) -> Option<bool> {
         assert_eq!(hash, "sha256");
         assert_eq!(
@@ -428,7 +428,7 @@ impl KeySource for WithHost<'_> {
     fn keys(&self, _: usize) -> Option<&KeySet> {
         Some(self.0)
     }
-    fn native_verifier(&self) -> Option<&dyn crate::jwks::NativeVerifier> {
+    fn native_verifier(&self) -> Option<&dyn crate::key_set::NativeVerifier> {
         Some(self.1)
     }
 }

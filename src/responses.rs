@@ -70,8 +70,12 @@ pub fn unavailable() -> LocalResponse {
 /// Why a session was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SessionRefusal {
+    /// The session cookie's session was revoked.
     Revoked,
+    /// The session cookie cannot be read (or appears twice).
     Malformed,
+    /// The `Authorization: Bearer` JWT belongs to a revoked session.
+    BearerRevoked,
 }
 
 /// What the refusal answer depends on in the request.
@@ -117,6 +121,9 @@ pub fn session_refused(
     facts: &RequestFacts<'_>,
     cfg: &SessionConfig,
 ) -> LocalResponse {
+    if refusal == SessionRefusal::BearerRevoked {
+        return bearer_refused();
+    }
     let mut headers = vec![("cache-control", "no-store".to_string())];
     for name in &cfg.clear_cookies {
         headers.push(("set-cookie", clearing_cookie(name, cfg)));
@@ -124,13 +131,14 @@ pub fn session_refused(
     if is_api_request(facts, cfg) {
         headers.push(("content-type", "application/json".into()));
         let error = match refusal {
-            SessionRefusal::Revoked => "session_revoked",
+            SessionRefusal::Revoked | SessionRefusal::BearerRevoked => "session_revoked",
             SessionRefusal::Malformed => "invalid_session",
         };
         let body = serde_json::json!({
             "error": error,
             "error_description": match refusal {
-                SessionRefusal::Revoked => "the session was ended by the identity provider",
+                SessionRefusal::Revoked | SessionRefusal::BearerRevoked =>
+                    "the session was ended by the identity provider",
                 SessionRefusal::Malformed => "the session cookie cannot be read",
             },
         });
@@ -145,6 +153,29 @@ pub fn session_refused(
         status: 302,
         headers,
         body: Vec::new(),
+    }
+}
+
+/// The answer to a bearer token of a revoked session (RFC 6750, 3.1): 401 with
+/// `WWW-Authenticate: Bearer error="invalid_token"` and a JSON body. No cookie is cleared:
+/// the request's cookie session, if any, is another matter.
+pub fn bearer_refused() -> LocalResponse {
+    let body = serde_json::json!({
+        "error": "invalid_token",
+        "error_description": "the session of this access token was ended by the identity provider",
+    });
+    LocalResponse {
+        status: 401,
+        headers: vec![
+            ("cache-control", "no-store".to_string()),
+            ("content-type", "application/json".to_string()),
+            (
+                "www-authenticate",
+                r#"Bearer error="invalid_token", error_description="the session was ended by the identity provider""#
+                    .to_string(),
+            ),
+        ],
+        body: body.to_string().into_bytes(),
     }
 }
 
@@ -173,6 +204,7 @@ mod tests {
             clear_cookie_domain: None,
             api_path_prefixes: vec!["/api/".into()],
             api_accept_json: true,
+            bearer_tokens: true,
         }
     }
 
@@ -243,5 +275,22 @@ mod tests {
             let body: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
             assert_eq!(body["error"], "invalid_session");
         }
+    }
+
+    #[test]
+    fn bearer_refusal_is_rfc6750() {
+        let r = session_refused(
+            SessionRefusal::BearerRevoked,
+            &RequestFacts::default(),
+            &session_cfg(),
+        );
+        assert_eq!(r.status, 401);
+        assert!(r
+            .header("www-authenticate")
+            .unwrap()
+            .starts_with(r#"Bearer error="invalid_token""#));
+        assert!(r.header("set-cookie").is_none());
+        let body: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+        assert_eq!(body["error"], "invalid_token");
     }
 }

@@ -24,6 +24,8 @@ pub const REVOCATION_BUCKETS: u32 = 65_536;
 pub const TOKEN_ID_BUCKETS: u32 = 16_384;
 const REVOCATION_PREFIX: &str = "bcl:r2:";
 const REVOCATION_COUNT_KEY: &str = "bcl:r2:count";
+/// Bumped after every write that can revoke a session; see `session_cache.rs`.
+const GENERATION_KEY: &str = "bcl:r2:gen";
 const TOKEN_ID_PREFIX: &str = "bcl:j2:";
 const TOKEN_ID_COUNT_KEY: &str = "bcl:j2:count";
 /// The replay cache holds at least this many `jti`s. Its entries live only while their token
@@ -113,7 +115,12 @@ impl RevocationStore {
         if !claimed.inserted {
             return Err(Rejection::JtiReplayed);
         }
-        match self.revoke(store, logout, now) {
+        let revoked = self.revoke(store, logout, now);
+        // Before the IdP hears 200: workers that remember a session as live look again.
+        // Bumped even after a failure, which may have written part of the revocation.
+        self.bump_generation(store)
+            .map_err(|_| Rejection::StoreError)?;
+        match revoked {
             Ok(recorded) => Ok(recorded),
             Err(rejection) => {
                 // Best effort: if even this fails, the jti expires with its token.
@@ -161,6 +168,36 @@ impl RevocationStore {
         Ok(recorded)
     }
 
+    /// The store's generation: changes whenever a revocation is written.
+    pub fn generation(&self, store: &dyn SharedStore) -> Result<u64, String> {
+        Ok(store
+            .get(GENERATION_KEY)?
+            .and_then(|(bytes, _)| bytes.first_chunk::<8>().map(|b| u64::from_le_bytes(*b)))
+            .unwrap_or(0))
+    }
+
+    /// Moves the generation on (compare-and-swap; a missing key is created).
+    pub fn bump_generation(&self, store: &dyn SharedStore) -> Result<(), String> {
+        for _ in 0..64 {
+            let current = store.get(GENERATION_KEY)?;
+            let (value, cas) = match &current {
+                Some((bytes, cas)) => (
+                    bytes
+                        .first_chunk::<8>()
+                        .map_or(0, |b| u64::from_le_bytes(*b)),
+                    Some(*cas),
+                ),
+                None => (0, None),
+            };
+            match store.set(GENERATION_KEY, &value.wrapping_add(1).to_le_bytes(), cas) {
+                Ok(()) => return Ok(()),
+                Err(crate::shared_store::WriteError::CasMismatch) => continue,
+                Err(crate::shared_store::WriteError::Host(e)) => return Err(e),
+            }
+        }
+        Err("too many concurrent writers".into())
+    }
+
     /// Whether a session is revoked: at most two reads of one small bucket each.
     pub fn is_revoked(
         &self,
@@ -187,7 +224,7 @@ impl RevocationStore {
     /// replay-cache bucket `index / 4`: one pass over the revocation buckets is one pass over
     /// the replay cache. Returns how many entries went.
     pub fn sweep(&self, store: &dyn SharedStore, index: u32, now: i64) -> Result<u32, String> {
-        let token_ids = if index % (REVOCATION_BUCKETS / TOKEN_ID_BUCKETS) == 0 {
+        let token_ids = if index.is_multiple_of(REVOCATION_BUCKETS / TOKEN_ID_BUCKETS) {
             self.token_ids
                 .sweep(store, index / (REVOCATION_BUCKETS / TOKEN_ID_BUCKETS), now)?
         } else {

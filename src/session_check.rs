@@ -1,12 +1,15 @@
 //! The session filter's decision for one request: pass, or refuse a revoked or unreadable
-//! session. Constant work per request: one scan of the `Cookie` lines, one small JSON decode
-//! and at most two shared-data reads of one small bucket each; no signature verification
-//! (the oauth2 filter checked the HMAC).
+//! session. Per request: one scan of the `Cookie` lines and one small shared-data read (the
+//! store's generation); only when the store changed since this worker last saw the token, one
+//! small JSON decode and at most two reads of one small bucket each. No signature
+//! verification (the oauth2 filter checked the cookie's HMAC).
 
+use crate::bearer_token::bearer_jwt;
 use crate::config::SessionConfig;
 use crate::cookie_header::{find_cookie, CookieLookup};
 use crate::responses::SessionRefusal;
 use crate::revocations::RevocationStore;
+use crate::session_cache::SessionCache;
 use crate::session_token::parse_session_token;
 use crate::shared_store::SharedStore;
 
@@ -18,25 +21,66 @@ pub enum SessionVerdict {
     Refuse(SessionRefusal),
 }
 
-/// Decides from every `Cookie` header line of the request, as bytes.
+/// What the session check reads from a request, as bytes.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SessionCredentials<'a> {
+    /// Every `Cookie` header line.
+    pub cookie_lines: &'a [&'a [u8]],
+    /// Every `Authorization` header line (read only with `session.bearer_tokens`).
+    pub authorization_lines: &'a [&'a [u8]],
+}
+
+/// The store and this worker's memory of live tokens.
+pub struct SessionLookup<'a> {
+    pub rules: &'a RevocationStore,
+    pub store: &'a dyn SharedStore,
+    pub cache: &'a mut SessionCache,
+    pub now: i64,
+}
+
+/// Decides from the request's credentials.
 pub fn check_session(
-    cookie_lines: &[&[u8]],
+    credentials: SessionCredentials<'_>,
     cfg: &SessionConfig,
-    rules: &RevocationStore,
-    store: &dyn SharedStore,
-    now: i64,
+    lookup: &mut SessionLookup<'_>,
 ) -> Result<SessionVerdict, String> {
-    let value = match find_cookie(cookie_lines, &cfg.cookie_name) {
-        CookieLookup::Absent => return Ok(SessionVerdict::Pass),
+    match find_cookie(credentials.cookie_lines, &cfg.cookie_name) {
+        CookieLookup::Absent => {}
         CookieLookup::Duplicate => return Ok(SessionVerdict::Refuse(SessionRefusal::Malformed)),
-        CookieLookup::One(value) => value,
-    };
-    let Ok(claims) = parse_session_token(value) else {
-        return Ok(SessionVerdict::Refuse(SessionRefusal::Malformed));
-    };
-    if rules.is_revoked(store, &claims, now)? {
-        Ok(SessionVerdict::Refuse(SessionRefusal::Revoked))
-    } else {
-        Ok(SessionVerdict::Pass)
+        CookieLookup::One(token) => match token_is_live(token, lookup)? {
+            Some(true) => {}
+            Some(false) => return Ok(SessionVerdict::Refuse(SessionRefusal::Revoked)),
+            None => return Ok(SessionVerdict::Refuse(SessionRefusal::Malformed)),
+        },
     }
+    if cfg.bearer_tokens {
+        for line in credentials.authorization_lines {
+            let Some(token) = bearer_jwt(line) else {
+                continue;
+            };
+            // An unreadable bearer token is not this filter's to judge: it passes.
+            if token_is_live(token, lookup)? == Some(false) {
+                return Ok(SessionVerdict::Refuse(SessionRefusal::BearerRevoked));
+            }
+        }
+    }
+    Ok(SessionVerdict::Pass)
+}
+
+/// `Some(true)` live, `Some(false)` revoked, `None` unreadable.
+fn token_is_live(token: &[u8], lookup: &mut SessionLookup<'_>) -> Result<Option<bool>, String> {
+    // Read before the lookup: a revocation written after this read bumps the generation, so
+    // what is remembered below is checked again on the next request.
+    let generation = lookup.rules.generation(lookup.store)?;
+    if lookup.cache.is_known_live(token, generation) {
+        return Ok(Some(true));
+    }
+    let Ok(claims) = parse_session_token(token) else {
+        return Ok(None);
+    };
+    if lookup.rules.is_revoked(lookup.store, &claims, lookup.now)? {
+        return Ok(Some(false));
+    }
+    lookup.cache.remember_live(token, generation);
+    Ok(Some(true))
 }

@@ -17,6 +17,30 @@ use std::time::Duration;
 use common::*;
 use serde_json::json;
 
+/// Runs `bcl-check-config` (the offline checker) on `config`; returns what it printed.
+fn check_config(config: &serde_json::Value) -> String {
+    use std::io::Write;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_bcl-check-config"))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("run bcl-check-config");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(config.to_string().as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn the_offline_checker_accepts_what_the_filter_accepts() {
+    let out = check_config(&base_config());
+    assert!(out.contains("configuration OK"), "{out}");
+}
+
 /// Starts Envoy with `config` and expects the filter to refuse it: Envoy exits, or runs without
 /// the listener, or (should a future Envoy keep it) answers no request through the filter.
 /// Returns Envoy's log.
@@ -61,7 +85,14 @@ fn an_invalid_configuration_is_refused_and_named_in_the_log() {
         ("zero TTL", bad_ttl, "revocation_ttl_seconds"),
         ("misspelt field", unknown_field, "cookie_nmae"),
     ] {
+        // The offline checker prints the very line Envoy logs.
+        let checker = check_config(&config);
         let log = expect_refused(&config);
+        c.check(
+            checker.starts_with("invalid plugin configuration: ")
+                && log.lines().any(|l| l.contains(checker.trim())),
+            || format!("{case}: bcl-check-config printed {checker:?}, not in Envoy's log"),
+        );
         let line = log
             .lines()
             .find(|l| l.contains("invalid plugin configuration"))

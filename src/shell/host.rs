@@ -3,7 +3,7 @@
 
 use super::abi;
 use crate::header_map::{parse_header_map, HeaderField};
-use crate::jwks::NativeVerifier;
+use crate::key_set::NativeVerifier;
 use crate::responses::LocalResponse;
 use crate::shared_store::{SharedStore, WriteError};
 use proxy_wasm::types::{LogLevel, MapType};

@@ -50,6 +50,8 @@ impl Context for HttpFilter {
 
 impl HttpContext for HttpFilter {
     fn on_http_request_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
+        #[cfg(feature = "test-panic")]
+        super::test_panic::maybe_panic();
         let Some(runtime) = self.runtime.clone() else {
             // Not configured: fail closed.
             send_response(&unavailable());

@@ -4,7 +4,7 @@
 
 use super::host::EnvoyCrypto;
 use crate::config::{FilterConfig, KeySourceConfig};
-use crate::jwks::{KeySet, NativeVerifier};
+use crate::key_set::{KeySet, NativeVerifier};
 use crate::logout_token::KeySource;
 
 enum CachedKeys {

@@ -11,6 +11,7 @@ pub struct Metrics {
     logout_rejected: Vec<Option<u32>>,
     session_revoked: Option<u32>,
     session_malformed: Option<u32>,
+    bearer_revoked: Option<u32>,
     revocation_entries: Option<u32>,
     revocation_capacity: Option<u32>,
     replay_entries: Option<u32>,
@@ -42,6 +43,7 @@ impl Metrics {
                 .collect(),
             session_revoked: define(MetricType::Counter, "bcl.session.revoked"),
             session_malformed: define(MetricType::Counter, "bcl.session.malformed"),
+            bearer_revoked: define(MetricType::Counter, "bcl.bearer.revoked"),
             revocation_entries: define(MetricType::Gauge, "bcl.store.revocation_entries"),
             revocation_capacity: define(MetricType::Gauge, "bcl.store.revocation_capacity"),
             replay_entries: define(MetricType::Gauge, "bcl.store.replay_entries"),
@@ -84,6 +86,10 @@ impl Metrics {
 
     pub fn session_malformed(&self) {
         Self::add(self.session_malformed, 1);
+    }
+
+    pub fn bearer_revoked(&self) {
+        Self::add(self.bearer_revoked, 1);
     }
 
     /// Gauges are set from the store's shared counters, so every VM reports the same values.

@@ -9,11 +9,14 @@ mod keys;
 mod logout_request;
 mod metrics;
 mod session_request;
+#[cfg(feature = "test-panic")]
+mod test_panic;
 
 use crate::config::{parse_config, FilterConfig};
 use crate::jwks_fetch::FetchReason;
 use crate::logout_token::IssuerPolicy;
 use crate::revocations::{warn_threshold, RevocationStore, REVOCATION_BUCKETS};
+use crate::session_cache::SessionCache;
 use host::{log, now_unix, EnvoySharedData};
 use http_filter::HttpFilter;
 use jwks_client::{on_answer, start_fetch, FetchStep, PendingFetch};
@@ -44,6 +47,8 @@ pub struct Runtime {
     pub rules: RevocationStore,
     pub metrics: Metrics,
     pub keys: RefCell<KeyCache>,
+    /// Session tokens this VM found live, by store generation (see `session_cache.rs`).
+    pub session_cache: RefCell<SessionCache>,
 }
 
 #[derive(Default)]
@@ -108,6 +113,7 @@ impl RootContext for Root {
             rules,
             metrics: Metrics::define(),
             keys: RefCell::new(keys),
+            session_cache: RefCell::new(SessionCache::default()),
             config,
         }));
         true

@@ -6,19 +6,36 @@ use super::host::{log, now_unix, send_response, EnvoySharedData};
 use super::Runtime;
 use crate::header_map::{all_values, first_value, HeaderField};
 use crate::responses::{session_refused, unavailable, RequestFacts, SessionRefusal};
-use crate::session_check::{check_session, SessionVerdict};
+use crate::session_check::{check_session, SessionCredentials, SessionLookup, SessionVerdict};
 use proxy_wasm::types::{Action, LogLevel};
 
 /// Decides one request. `Action::Pause` means a local reply was sent.
 pub fn check_request(runtime: &Runtime, headers: &[HeaderField<'_>], context_id: u32) -> Action {
     let cookie_lines: Vec<&[u8]> = all_values(headers, "cookie").collect();
+    let authorization_lines: Vec<&[u8]> = if runtime.config.session.bearer_tokens {
+        all_values(headers, "authorization").collect()
+    } else {
+        Vec::new()
+    };
+    let Ok(mut cache) = runtime.session_cache.try_borrow_mut() else {
+        // Never happens (one request at a time per VM); fail closed if it ever did.
+        send_response(&unavailable());
+        return Action::Pause;
+    };
     let verdict = check_session(
-        &cookie_lines,
+        SessionCredentials {
+            cookie_lines: &cookie_lines,
+            authorization_lines: &authorization_lines,
+        },
         &runtime.config.session,
-        &runtime.rules,
-        &EnvoySharedData,
-        now_unix(),
+        &mut SessionLookup {
+            rules: &runtime.rules,
+            store: &EnvoySharedData,
+            cache: &mut cache,
+            now: now_unix(),
+        },
     );
+    drop(cache);
     let refusal = match verdict {
         Ok(SessionVerdict::Pass) => return Action::Continue,
         Ok(SessionVerdict::Refuse(refusal)) => refusal,
@@ -37,6 +54,7 @@ pub fn check_request(runtime: &Runtime, headers: &[HeaderField<'_>], context_id:
     match refusal {
         SessionRefusal::Revoked => runtime.metrics.session_revoked(),
         SessionRefusal::Malformed => runtime.metrics.session_malformed(),
+        SessionRefusal::BearerRevoked => runtime.metrics.bearer_revoked(),
     }
     let facts = RequestFacts {
         path: first_value(headers, ":path").unwrap_or(b"/"),

@@ -272,3 +272,35 @@ pub fn dechunk(mut data: &[u8]) -> Option<Vec<u8>> {
         data = data.get(size + 2..)?;
     }
 }
+
+/// An HTTP/1.1 request as raw bytes, for what [`Request`] cannot carry: a path and header
+/// values with any bytes (non-UTF-8 such as 0xff, a backslash) and repeated header lines, all
+/// sent exactly as given. Adds `Host`, `Connection: close` and, for a POST or a body,
+/// `Content-Length`.
+pub fn raw_request(
+    method: &str,
+    path: &[u8],
+    port: u16,
+    headers: &[(&str, &[u8])],
+    body: &[u8],
+) -> Vec<u8> {
+    let mut out = Vec::new();
+    out.extend_from_slice(method.as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(path);
+    out.extend_from_slice(
+        format!(" HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n").as_bytes(),
+    );
+    for (name, value) in headers {
+        out.extend_from_slice(name.as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(value);
+        out.extend_from_slice(b"\r\n");
+    }
+    if !body.is_empty() || method == "POST" {
+        out.extend_from_slice(format!("Content-Length: {}\r\n", body.len()).as_bytes());
+    }
+    out.extend_from_slice(b"\r\n");
+    out.extend_from_slice(body);
+    out
+}

@@ -4,9 +4,9 @@
 //! wait for "the next fetch" instead of sleeping. Envoy reaches it through the `idp` cluster of
 //! `envoy/test-minimal.yaml.tmpl` ([`crate::common::Envoy::start_with_idp`]).
 
-use super::server::{next_request_line, Connection, LoopbackServer};
+use super::server::{next_request_line, read_line_lossy, Connection, LoopbackServer};
 use std::collections::HashMap;
-use std::io::{self, BufRead, Write};
+use std::io::{self, Write};
 use std::net::TcpStream;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -144,10 +144,9 @@ fn serve(conn: TcpStream, state: &Mutex<State>) -> io::Result<()> {
         let path = target.split('?').next().unwrap_or_default().to_string();
         // Headers: the key fetches are GETs without a body, so they are only skipped.
         loop {
-            let mut line = String::new();
-            if reader.read_line(&mut line)? == 0 {
+            let Some(line) = read_line_lossy(&mut reader)? else {
                 return Ok(());
-            }
+            };
             if line.trim_end().is_empty() {
                 break;
             }

@@ -15,6 +15,7 @@
     clippy::indexing_slicing
 )]
 
+pub mod h2;
 pub mod http;
 pub mod idp;
 pub mod jws;
@@ -146,6 +147,8 @@ pub struct Envoy {
     pub admin_port: u16,
     pub port: u16,
     pub upstream: Upstream,
+    /// The fixed listener port of an Envoy from [`Envoy::start_lds`] (0 otherwise).
+    lds_port: u16,
 }
 
 static START_LOCK: OnceLock<std::sync::Mutex<()>> = OnceLock::new();
@@ -189,11 +192,37 @@ impl Envoy {
         Self::try_start_full(plugin_config, template, with_filter, None)
     }
 
+    /// Starts Envoy with the test template and another build of the filter (`wasm`, e.g. the
+    /// `test-panic` build). Panics with the log when it does not come up.
+    pub fn start_with_wasm(plugin_config: &Value, wasm: &Path) -> Envoy {
+        match Self::try_start_inner(
+            plugin_config,
+            "test-minimal.yaml.tmpl",
+            Some(wasm.to_path_buf()),
+            true,
+            None,
+        ) {
+            Ok(e) => e,
+            Err(err) => panic!("Envoy did not start: {err:#?}"),
+        }
+    }
+
     /// Starts Envoy from a template; `idp_port` fills `@IDP_PORT@` (the upstream's port when
     /// `None`, which leaves the `idp` cluster unused).
     pub fn try_start_full(
         plugin_config: &Value,
         template: &str,
+        with_filter: bool,
+        idp_port: Option<u16>,
+    ) -> Result<Envoy, StartError> {
+        Self::try_start_inner(plugin_config, template, None, with_filter, idp_port)
+    }
+
+    /// [`Envoy::try_start_full`] with an optional filter build (`None`: [`wasm_path`]).
+    fn try_start_inner(
+        plugin_config: &Value,
+        template: &str,
+        wasm: Option<PathBuf>,
         with_filter: bool,
         idp_port: Option<u16>,
     ) -> Result<Envoy, StartError> {
@@ -207,7 +236,7 @@ impl Envoy {
         let template_text =
             std::fs::read_to_string(repo_root().join("envoy").join(template)).map_err(io)?;
         let wasm = if with_filter {
-            wasm_path()
+            wasm.unwrap_or_else(wasm_path)
         } else {
             PathBuf::from("/nonexistent.wasm")
         };
@@ -218,6 +247,18 @@ impl Envoy {
         if !with_filter {
             config = strip_wasm_filter(&config);
         }
+        Self::launch(dir, &config, upstream, 0)
+    }
+
+    /// Writes the rendered bootstrap `config` into `dir`, runs Envoy on it and waits until it
+    /// is ready and serving.
+    fn launch(
+        dir: PathBuf,
+        config: &str,
+        upstream: Upstream,
+        lds_port: u16,
+    ) -> Result<Envoy, StartError> {
+        let io = |e: std::io::Error| StartError::Io(e.to_string());
         let config_path = dir.join("envoy.yaml");
         std::fs::write(&config_path, config).map_err(io)?;
         let admin_path = dir.join("admin-address.txt");
@@ -250,9 +291,93 @@ impl Envoy {
             admin_port: 0,
             port: 0,
             upstream,
+            lds_port,
         };
         envoy.wait_ready(Duration::from_secs(60))?;
         Ok(envoy)
+    }
+
+    /// Starts Envoy from `envoy/test-lds.yaml.tmpl`: the clusters are static, the `main`
+    /// listener (with the filter configured by `plugin_config`) comes from a file-watched LDS
+    /// resource, so that [`Envoy::update_plugin_config`] can reload the filter's configuration
+    /// while Envoy runs. Panics with the log when it does not come up.
+    pub fn start_lds(plugin_config: &Value) -> Envoy {
+        match Self::try_start_lds(plugin_config) {
+            Ok(e) => e,
+            Err(err) => panic!("Envoy did not start: {err:#?}"),
+        }
+    }
+
+    pub fn try_start_lds(plugin_config: &Value) -> Result<Envoy, StartError> {
+        let io = |e: std::io::Error| StartError::Io(e.to_string());
+        let upstream = Upstream::start().map_err(io)?;
+        let dir = std::env::temp_dir().join(jws::unique_id(&format!(
+            "bcl-envoy-{}-",
+            std::process::id()
+        )));
+        std::fs::create_dir_all(&dir).map_err(io)?;
+        // A fixed port (a free one, picked now): a new version of the listener then differs in
+        // its filter chain only, and Envoy keeps the listening socket.
+        let lds_port = std::net::TcpListener::bind(("127.0.0.1", 0))
+            .and_then(|l| l.local_addr())
+            .map_err(io)?
+            .port();
+        let lds_path = dir.join("lds.yaml");
+        write_lds(&lds_path, plugin_config, lds_port).map_err(io)?;
+        let template =
+            std::fs::read_to_string(repo_root().join("envoy/test-lds.yaml.tmpl")).map_err(io)?;
+        let config = template
+            .replace(
+                "@LDS_PATH@",
+                &Value::String(lds_path.display().to_string()).to_string(),
+            )
+            .replace("@UPSTREAM_PORT@", &upstream.port().to_string())
+            .replace("@IDP_PORT@", &upstream.port().to_string());
+        Self::launch(dir, &config, upstream, lds_port)
+    }
+
+    /// Reloads the filter with `plugin_config` (an Envoy from [`Envoy::start_lds`]): writes the
+    /// new listener resource and renames it over the watched file, then waits until Envoy
+    /// applied it (`listener_manager.lds.update_success` rose, no listener warming, no old
+    /// filter chain draining) and the listener serves. Panics when the update is rejected or
+    /// not applied within 30 s.
+    pub fn update_plugin_config(&self, plugin_config: &Value) {
+        assert!(
+            self.lds_port != 0,
+            "update_plugin_config needs Envoy::start_lds"
+        );
+        let success = "listener_manager.lds.update_success";
+        let rejected = "listener_manager.lds.update_rejected";
+        let before = self.stats();
+        let get = |stats: &HashMap<String, i64>, name: &str| stats.get(name).copied().unwrap_or(0);
+        let tmp = self.dir.join("lds.yaml.tmp");
+        write_lds(&tmp, plugin_config, self.lds_port).unwrap();
+        std::fs::rename(&tmp, self.dir.join("lds.yaml")).unwrap();
+        let mut last = HashMap::new();
+        let applied = poll(Duration::from_secs(30), || {
+            last = self.stats();
+            assert!(
+                get(&last, rejected) <= get(&before, rejected),
+                "Envoy rejected the LDS update; log tail:\n{}",
+                tail(&self.log(), 20)
+            );
+            get(&last, success) > get(&before, success)
+                && get(&last, "listener_manager.total_listeners_warming") == 0
+                && get(&last, "listener_manager.total_filter_chains_draining") == 0
+                && get(&last, "listener_manager.total_listeners_draining") == 0
+                && self.listener_port("main") == Some(self.lds_port)
+                && Request::get("/").send(self.port).is_ok()
+        });
+        assert!(
+            applied,
+            "the LDS update was not applied within 30 s: {success} {} -> {}, warming {}, \
+             filter chains draining {}; log tail:\n{}",
+            get(&before, success),
+            get(&last, success),
+            get(&last, "listener_manager.total_listeners_warming"),
+            get(&last, "listener_manager.total_filter_chains_draining"),
+            tail(&self.log(), 20)
+        );
     }
 
     fn wait_ready(&mut self, timeout: Duration) -> Result<(), StartError> {
@@ -450,6 +575,20 @@ pub fn render(template: &str, wasm: &Path, plugin_config: &Value, upstream_port:
         .replace("@WASM_PATH@", &wasm)
         .replace("@PLUGIN_CONFIG@", &config)
         .replace("@UPSTREAM_PORT@", &upstream_port.to_string())
+}
+
+/// Renders `envoy/test-lds-listener.yaml.tmpl` into `path`.
+fn write_lds(path: &Path, plugin_config: &Value, port: u16) -> std::io::Result<()> {
+    let template = std::fs::read_to_string(repo_root().join("envoy/test-lds-listener.yaml.tmpl"))?;
+    let text = render(&template, &wasm_path(), plugin_config, 0)
+        .replace("@LISTENER_PORT@", &port.to_string());
+    std::fs::write(path, text)
+}
+
+/// The last `n` lines of `text`.
+fn tail(text: &str, n: usize) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
 }
 
 /// Removes the `envoy.filters.http.wasm` entry from a rendered config (harness self-check).

@@ -78,6 +78,15 @@ impl Connection {
 
 /// The next request line, or `None` when the peer closed the connection.
 pub fn next_request_line(reader: &mut BufReader<TcpStream>) -> io::Result<Option<String>> {
-    let mut line = String::new();
-    Ok((reader.read_line(&mut line)? > 0).then_some(line))
+    read_line_lossy(reader)
+}
+
+/// One line as text, whatever its bytes (a header value may carry any byte, and the test
+/// servers must not drop the connection over it); `None` at the end of the stream.
+pub fn read_line_lossy(reader: &mut BufReader<TcpStream>) -> io::Result<Option<String>> {
+    let mut line = Vec::new();
+    if reader.read_until(b'\n', &mut line)? == 0 {
+        return Ok(None);
+    }
+    Ok(Some(String::from_utf8_lossy(&line).into_owned()))
 }

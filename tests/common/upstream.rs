@@ -2,8 +2,8 @@
 //! `200 hello from upstream` and counts what reached it, so a test can tell "passed the filter"
 //! from "answered by the filter".
 
-use super::server::{next_request_line, Connection, LoopbackServer};
-use std::io::{self, BufRead, Read, Write};
+use super::server::{next_request_line, read_line_lossy, Connection, LoopbackServer};
+use std::io::{self, Read, Write};
 use std::net::TcpStream;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -69,10 +69,9 @@ fn serve(conn: TcpStream, hits: &AtomicUsize, paths: &Mutex<Vec<String>>) -> io:
         let mut content_length = 0usize;
         let mut chunked = false;
         loop {
-            let mut line = String::new();
-            if reader.read_line(&mut line)? == 0 {
+            let Some(line) = read_line_lossy(&mut reader)? else {
                 return Ok(());
-            }
+            };
             let line = line.trim_end();
             if line.is_empty() {
                 break;
@@ -90,8 +89,7 @@ fn serve(conn: TcpStream, hits: &AtomicUsize, paths: &Mutex<Vec<String>>) -> io:
         }
         if chunked {
             loop {
-                let mut size_line = String::new();
-                reader.read_line(&mut size_line)?;
+                let size_line = read_line_lossy(&mut reader)?.unwrap_or_default();
                 let size =
                     usize::from_str_radix(size_line.trim().split(';').next().unwrap_or("0"), 16)
                         .unwrap_or(0);

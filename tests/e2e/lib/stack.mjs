@@ -181,6 +181,9 @@ export async function startStack(options = {}) {
     while (envoyPort === idpPort) envoyPort = await freePort();
     stack.issuer = `http://127.0.0.1:${idpPort}`;
     stack.base = `http://127.0.0.1:${envoyPort}`;
+    // the resource indicator of the demo app's API: the IdP's default (<app-url>/api), and the
+    // audience jwt_authn requires
+    stack.apiAudience = `${stack.base}/api`;
 
     const idp = new Proc('idp', process.execPath, [
       'idp/server.mjs', '--port', String(idpPort), '--issuer', stack.issuer,
@@ -208,6 +211,7 @@ export async function startStack(options = {}) {
         IDP_PORT: String(idpPort),
         APP_HOST: '127.0.0.1',
         APP_PORT: String(stack.appPort),
+        API_AUDIENCE: stack.apiAudience,
         WASM_PATH,
         WITH_WASM: wasm ? '1' : '0',
         WITH_HOLD_ROUTER: holdRouter ? '1' : '0',
