@@ -111,31 +111,8 @@ done
 # ---------------------------------------------------------------- tokens
 # The ID token cookies (Python for base64url; same claim set as benches/session_check.rs).
 NOW=$(date +%s)
-make_id_token() { # sub sid iat
-  python3 - "$ISSUER" "$CLIENT_ID" "$1" "$2" "$3" <<'PY'
-import base64, json, sys
-iss, aud, sub, sid, iat = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5])
-b = lambda x: base64.urlsafe_b64encode(x).rstrip(b"=").decode()
-header = {"alg": "RS256", "kid": "k"}
-payload = {"iss": iss, "sub": sub, "aud": aud, "exp": iat + 3600, "iat": iat,
-           "auth_time": iat - 2, "nonce": "n-0S6_WzA2Mj-Q4vZxYt1d8p", "sid": sid,
-           "at_hash": "77QmUPtjPfzWtF2AnpK9RQ", "acr": "urn:mace:incommon:iap:silver",
-           "amr": ["pwd", "otp"], "azp": aud, "email": "jane.doe@example.test",
-           "email_verified": True, "name": "Jane Doe", "given_name": "Jane",
-           "family_name": "Doe", "preferred_username": "jdoe", "locale": "en-GB",
-           "groups": ["staff", "engineering", "on-call"]}
-enc = lambda o: b(json.dumps(o, separators=(",", ":")).encode())
-print(f"{enc(header)}.{enc(payload)}.{b(bytes([0x5a]) * 256)}")
-PY
-}
-cookie_header() { # id_token
-  python3 - "$1" "$NOW" <<'PY'
-import base64, sys
-b = lambda x: base64.urlsafe_b64encode(x).rstrip(b"=").decode()
-print(f"OauthHMAC={b(bytes([7]) * 32)}; OauthExpires={int(sys.argv[2]) + 3600}; "
-      f"BearerToken={b(bytes([3]) * 600)}; IdToken={sys.argv[1]}; RefreshToken={b(bytes([9]) * 300)}")
-PY
-}
+# shellcheck source=bench/lib.sh
+. "$ROOT/bench/lib.sh"
 REVOKED_SID="bench-sid-$((REVOCATIONS / 2))"
 LIVE_TOKEN=$(make_id_token "248289761001" "f1f6a0e8-6f2b-4d55-9f1b-live" $((NOW - 60)))
 REVOKED_TOKEN=$(make_id_token "248289761001" "$REVOKED_SID" $((NOW - 60)))
