@@ -99,11 +99,6 @@ impl BucketedSet {
         self.cap
     }
 
-    /// The most entries one bucket may hold: what one lookup copies at worst.
-    pub fn bucket_limit(&self) -> usize {
-        self.bucket_limit
-    }
-
     pub fn key(&self, index: u32) -> String {
         format!("{}{}", self.prefix, index)
     }

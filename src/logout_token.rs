@@ -137,14 +137,6 @@ impl<'a> UnverifiedToken<'a> {
     }
 }
 
-/// Which issuer a token claims (unverified), for logging when nothing else could be read.
-pub fn claimed_issuer(token: &str) -> Option<String> {
-    UnverifiedToken::parse(token)
-        .ok()?
-        .claimed_issuer()
-        .map(str::to_owned)
-}
-
 /// Parses and validates a logout token; see [`validate_parsed`].
 pub fn validate(
     token: &str,
