@@ -117,6 +117,23 @@ impl BucketedSet {
         Ok(())
     }
 
+    /// Creates every bucket now (empty), so that no insert ever creates one. Needed where an
+    /// insert must be exactly-once ([`OnExisting::Keep`], the replay cache's claim): two
+    /// workers creating the same missing key both write unconditionally (shared data has no
+    /// create-if-absent), and when they carry the same id each one's read-back finds it, so
+    /// both would win. With the key present, the compare-and-swap picks one.
+    pub fn ensure_buckets_created(&self, store: &dyn SharedStore) -> Result<(), String> {
+        for index in 0..self.buckets {
+            let key = self.key(index);
+            if store.get(&key)?.is_none() {
+                store
+                    .set(&key, &[FORMAT_V2], None)
+                    .map_err(|e| format!("{e:?}"))?;
+            }
+        }
+        Ok(())
+    }
+
     /// Entries counted now (expired ones until they are dropped).
     pub fn count(&self, store: &dyn SharedStore) -> Result<u32, String> {
         Ok(store

@@ -88,9 +88,14 @@ impl RevocationStore {
         &self.token_ids
     }
 
+    /// Creates the counters, and every replay-cache bucket (its claims must be exactly-once,
+    /// see [`BucketedSet::ensure_buckets_created`]; 16,384 small keys). Revocation buckets are
+    /// created by their first write: a merge is idempotent, and a creation race is settled by
+    /// the read-back.
     pub fn ensure_created(&self, store: &dyn SharedStore) -> Result<(), String> {
         self.revocations.ensure_created(store)?;
-        self.token_ids.ensure_created(store)
+        self.token_ids.ensure_created(store)?;
+        self.token_ids.ensure_buckets_created(store)
     }
 
     /// Step 8 and the revocation, all or nothing: the `jti` is claimed first (so of two
