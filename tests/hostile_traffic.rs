@@ -601,6 +601,22 @@ fn env_usize(name: &str, default: usize) -> usize {
         .unwrap_or(default)
 }
 
+impl Generated {
+    /// Method, path, headers and body, shortened, for failure and verbose messages.
+    fn describe(&self) -> String {
+        format!(
+            "{} {} headers={:?} body={}",
+            String::from_utf8_lossy(&self.method),
+            short(&self.path),
+            self.headers
+                .iter()
+                .map(|(n, v)| (String::from_utf8_lossy(n).into_owned(), short(v)))
+                .collect::<Vec<_>>(),
+            short(&self.body)
+        )
+    }
+}
+
 fn short(bytes: &[u8]) -> String {
     let s = String::from_utf8_lossy(&bytes[..bytes.len().min(80)]).into_owned();
     format!("{s:?}{}", if bytes.len() > 80 { "..." } else { "" })
@@ -651,17 +667,7 @@ fn hostile_traffic_leaves_the_filter_working() {
         })();
         match result {
             Ok(r) => tally.status("h1", r.status, &r.body, || {
-                format!(
-                    "h1 #{i}: {} {} headers={:?} body={} -> {}",
-                    String::from_utf8_lossy(&g.method),
-                    short(&g.path),
-                    g.headers
-                        .iter()
-                        .map(|(n, v)| (String::from_utf8_lossy(n).into_owned(), short(v)))
-                        .collect::<Vec<_>>(),
-                    short(&g.body),
-                    r.summary()
-                )
+                format!("h1 #{i}: {} -> {}", g.describe(), r.summary())
             }),
             Err(e) => {
                 let timeout = e.kind() == std::io::ErrorKind::WouldBlock
@@ -674,14 +680,8 @@ fn hostile_traffic_leaves_the_filter_working() {
                 tally.add(what.into());
                 if std::env::var_os("BCL_HOSTILE_VERBOSE").is_some() {
                     eprintln!(
-                        "{what} #{i}: {} {} headers={:?} body={} ({} bytes) add_length={}: {e}",
-                        String::from_utf8_lossy(&g.method),
-                        short(&g.path),
-                        g.headers
-                            .iter()
-                            .map(|(n, v)| (String::from_utf8_lossy(n).into_owned(), short(v)))
-                            .collect::<Vec<_>>(),
-                        short(&g.body),
+                        "{what} #{i}: {} ({} bytes) add_length={}: {e}",
+                        g.describe(),
                         g.body.len(),
                         g.add_length
                     );
@@ -725,33 +725,12 @@ fn hostile_traffic_leaves_the_filter_working() {
         for (k, (g, r)) in gens.iter().zip(results).enumerate() {
             match (r.outcome.as_str(), r.status) {
                 ("response", Some(s)) => tally.status("h2", s, &r.body, || {
-                    format!(
-                        "h2 #{}: {} {} headers={:?} body={} -> {}",
-                        sent + k,
-                        String::from_utf8_lossy(&g.method),
-                        short(&g.path),
-                        g.headers
-                            .iter()
-                            .map(|(n, v)| (String::from_utf8_lossy(n).into_owned(), short(v)))
-                            .collect::<Vec<_>>(),
-                        short(&g.body),
-                        r.summary()
-                    )
+                    format!("h2 #{}: {} -> {}", sent + k, g.describe(), r.summary())
                 }),
                 (outcome, _) => {
                     tally.add(format!("h2 {outcome}"));
                     if std::env::var_os("BCL_HOSTILE_VERBOSE").is_some() {
-                        eprintln!(
-                            "h2 {outcome}: {} {} headers={:?} body={} ({})",
-                            String::from_utf8_lossy(&g.method),
-                            short(&g.path),
-                            g.headers
-                                .iter()
-                                .map(|(n, v)| (String::from_utf8_lossy(n).into_owned(), short(v)))
-                                .collect::<Vec<_>>(),
-                            short(&g.body),
-                            r.error
-                        );
+                        eprintln!("h2 {outcome}: {} ({})", g.describe(), r.error);
                     }
                 }
             }

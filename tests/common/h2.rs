@@ -104,14 +104,7 @@ impl H2Result {
     }
 
     pub fn summary(&self) -> String {
-        let mut body = self.body_str();
-        if body.len() > 300 {
-            let mut cut = 300;
-            while !body.is_char_boundary(cut) {
-                cut -= 1;
-            }
-            body.truncate(cut);
-        }
+        let body = super::http::body_for_message(&self.body);
         format!(
             "h2 {} status={:?} headers={:?} body={body:?} {}",
             self.outcome, self.status, self.headers, self.error

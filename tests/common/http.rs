@@ -41,15 +41,7 @@ impl Response {
 
     /// A one-line summary for failure messages.
     pub fn summary(&self) -> String {
-        let mut body = self.body_str();
-        if body.len() > 300 {
-            let mut cut = 300;
-            while !body.is_char_boundary(cut) {
-                cut -= 1;
-            }
-            body.truncate(cut);
-            body.push_str("...");
-        }
+        let body = body_for_message(&self.body);
         let headers: Vec<String> = self
             .headers
             .iter()
@@ -61,6 +53,20 @@ impl Response {
             headers.join("; ")
         )
     }
+}
+
+/// A response body as text for a failure message: lossy UTF-8, cut at 300 bytes.
+pub fn body_for_message(body: &[u8]) -> String {
+    let mut text = String::from_utf8_lossy(body).into_owned();
+    if text.len() > 300 {
+        let mut cut = 300;
+        while !text.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        text.truncate(cut);
+        text.push_str("...");
+    }
+    text
 }
 
 /// A request to send to `127.0.0.1:port`.
