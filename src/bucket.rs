@@ -200,6 +200,15 @@ impl BucketedSet {
                         count_after: None,
                     })
                 }
+                Some(found)
+                    if found.cutoff >= entry.cutoff && found.expires_at >= entry.expires_at =>
+                {
+                    // Nothing to merge (a fleet echo of this Envoy's own write): no write.
+                    return Ok(InsertOutcome {
+                        inserted: false,
+                        count_after: None,
+                    });
+                }
                 Some(found) => {
                     found.cutoff = found.cutoff.max(entry.cutoff);
                     found.expires_at = found.expires_at.max(entry.expires_at);

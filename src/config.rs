@@ -3,6 +3,7 @@
 //! the one log line Envoy prints.
 
 use crate::algorithm::{is_forbidden_name, Algorithm};
+use crate::fleet::settings::{FleetConfig, RawFleet};
 use crate::jwks::parse_jwks_value;
 use crate::key_set::KeySet;
 use crate::logout_token::IssuerPolicy;
@@ -53,6 +54,8 @@ struct RawConfig {
     issuers: Vec<RawIssuer>,
     #[serde(default)]
     session: RawSession,
+    #[serde(default)]
+    fleet: Option<RawFleet>,
 }
 
 #[derive(Deserialize)]
@@ -216,6 +219,8 @@ pub struct FilterConfig {
     pub store_limits: StoreLimits,
     pub issuers: Vec<IssuerConfig>,
     pub session: SessionConfig,
+    /// Sharing revocations with the other Envoys through etcd (`None`: this Envoy only).
+    pub fleet: Option<FleetConfig>,
     /// Accepted but ignored settings, one line each, for the log.
     pub warnings: Vec<String>,
 }
@@ -291,6 +296,7 @@ pub fn parse_config(bytes: &[u8]) -> Result<FilterConfig, ConfigError> {
     }
 
     let session = compile_session(raw.session)?;
+    let fleet = raw.fleet.map(RawFleet::compile).transpose()?;
     Ok(FilterConfig {
         backchannel_path: raw.backchannel_path,
         max_body_bytes: max_body_bytes as usize,
@@ -301,6 +307,7 @@ pub fn parse_config(bytes: &[u8]) -> Result<FilterConfig, ConfigError> {
         },
         issuers,
         session,
+        fleet,
         warnings,
     })
 }

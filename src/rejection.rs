@@ -40,11 +40,13 @@ pub enum Rejection {
     JtiReplayed,
     StoreFull,
     StoreError,
+    /// etcd is unreachable and this Envoy's queue of logouts for it is full.
+    FleetUnavailable,
 }
 
 impl Rejection {
     /// Every code, for defining one counter per code when the plugin starts.
-    pub const ALL_CODES: [&'static str; 33] = [
+    pub const ALL_CODES: [&'static str; 34] = [
         "method_not_allowed",
         "content_type",
         "body_too_large",
@@ -78,6 +80,7 @@ impl Rejection {
         "jti_replayed",
         "store_full",
         "store_error",
+        "fleet_unavailable",
     ];
 
     pub fn code(&self) -> &'static str {
@@ -115,6 +118,7 @@ impl Rejection {
             Rejection::JtiReplayed => "jti_replayed",
             Rejection::StoreFull => "store_full",
             Rejection::StoreError => "store_error",
+            Rejection::FleetUnavailable => "fleet_unavailable",
         }
     }
 
@@ -172,6 +176,9 @@ impl Rejection {
                 "the revocation store is full; the logout was not recorded".into()
             }
             Rejection::StoreError => "the revocation could not be stored".into(),
+            Rejection::FleetUnavailable => {
+                "etcd is unreachable and the queue of logouts waiting for it is full".into()
+            }
         }
     }
 
@@ -201,6 +208,7 @@ mod tests {
             Rejection::MalformedJwt("x"),
             Rejection::ClaimTooLong("sid"),
             Rejection::StoreError,
+            Rejection::FleetUnavailable,
         ];
         for r in samples {
             assert!(Rejection::ALL_CODES.contains(&r.code()));

@@ -67,6 +67,21 @@ pub fn unavailable() -> LocalResponse {
     }
 }
 
+/// 503 for a session request while this Envoy has not yet loaded the fleet's revocations
+/// from etcd (`fleet.sessions_before_loaded: refuse`): forwarding it could let a session
+/// revoked on another Envoy through. Loading takes seconds; clients may retry.
+pub fn fleet_loading() -> LocalResponse {
+    LocalResponse {
+        status: 503,
+        headers: vec![
+            ("cache-control", "no-store".into()),
+            ("content-type", "application/json".into()),
+            ("retry-after", "1".into()),
+        ],
+        body: br#"{"error":"fleet_loading","error_description":"this Envoy is still loading the fleet's revocations from etcd"}"#.to_vec(),
+    }
+}
+
 /// Why a session was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SessionRefusal {

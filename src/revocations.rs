@@ -51,6 +51,10 @@ pub struct Recorded {
     pub new_entries: u32,
     /// True when this logout filled the store past [`WARN_PERCENT`] of its capacity.
     pub crossed_warning: bool,
+    /// The revocation entries as written (one or two), for the fleet to replicate.
+    pub entries: Vec<Entry>,
+    /// The replay-cache entry of the logout token's `jti`.
+    pub token_id: Entry,
 }
 
 /// The revocation rules over the two sets.
@@ -120,7 +124,10 @@ impl RevocationStore {
         if !claimed.inserted {
             return Err(Rejection::JtiReplayed);
         }
-        let revoked = self.revoke(store, logout, now);
+        let revoked = self.revoke(store, logout, now).map(|mut recorded| {
+            recorded.token_id = claim;
+            recorded
+        });
         // Before the IdP hears 200: workers that remember a session as live look again.
         // Bumped even after a failure, which may have written part of the revocation.
         let bumped = self.bump_generation(store);
@@ -150,6 +157,12 @@ impl RevocationStore {
         let mut recorded = Recorded {
             new_entries: 0,
             crossed_warning: false,
+            entries: Vec::with_capacity(2),
+            token_id: Entry {
+                id: 0,
+                cutoff: 0,
+                expires_at: 0,
+            },
         };
         let mut revoke = |kind: EntryKind, value: &str| -> Result<(), Rejection> {
             let entry = Entry {
@@ -165,6 +178,7 @@ impl RevocationStore {
                 recorded.new_entries += 1;
             }
             recorded.crossed_warning |= outcome.count_after == Some(warn_at);
+            recorded.entries.push(entry);
             Ok(())
         };
         if let Some(sid) = logout.sid().filter(|_| logout.revokes_session()) {
@@ -174,6 +188,23 @@ impl RevocationStore {
             revoke(EntryKind::User, sub)?;
         }
         Ok(recorded)
+    }
+
+    /// Applies a revocation another Envoy of the fleet accepted (merged like a local one;
+    /// an expired entry is skipped). The caller bumps the generation once per batch.
+    /// Returns whether the entry was new here.
+    pub fn apply(
+        &self,
+        store: &dyn SharedStore,
+        entry: Entry,
+        now: i64,
+    ) -> Result<bool, InsertError> {
+        if i64::from(entry.expires_at) <= now {
+            return Ok(false);
+        }
+        self.revocations
+            .insert(store, entry, OnExisting::Merge, now)
+            .map(|outcome| outcome.inserted)
     }
 
     /// The store's generation: changes whenever a revocation is written.

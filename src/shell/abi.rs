@@ -20,6 +20,8 @@ pub type HostStatus = u32;
 
 const OK: u32 = 0;
 const NOT_FOUND: u32 = 1;
+/// A shared queue with nothing in it.
+const EMPTY: u32 = 7;
 /// `proxy_set_shared_data` with a stale version.
 pub const CAS_MISMATCH: u32 = 8;
 
@@ -86,6 +88,29 @@ extern "C" {
         return_id: *mut u32,
     ) -> u32;
     fn proxy_increment_metric(metric_id: u32, offset: i64) -> u32;
+    fn proxy_get_property(
+        path_data: *const u8,
+        path_size: usize,
+        return_value_data: *mut *mut u8,
+        return_value_size: *mut usize,
+    ) -> u32;
+    fn proxy_grpc_send(token: u32, message: *const u8, message_size: usize, end_stream: u32)
+        -> u32;
+    fn proxy_grpc_cancel(token: u32) -> u32;
+    fn proxy_register_shared_queue(name: *const u8, name_size: usize, return_id: *mut u32) -> u32;
+    fn proxy_resolve_shared_queue(
+        vm_id: *const u8,
+        vm_id_size: usize,
+        name: *const u8,
+        name_size: usize,
+        return_id: *mut u32,
+    ) -> u32;
+    fn proxy_enqueue_shared_queue(queue_id: u32, value: *const u8, value_size: usize) -> u32;
+    fn proxy_dequeue_shared_queue(
+        queue_id: u32,
+        return_value_data: *mut *mut u8,
+        return_value_size: *mut usize,
+    ) -> u32;
     fn proxy_record_metric(metric_id: u32, value: u64) -> u32;
 }
 
@@ -254,4 +279,84 @@ pub fn increment_metric(id: u32, delta: i64) {
 pub fn record_metric(id: u32, value: u64) {
     // SAFETY: no pointers.
     let _ = unsafe { proxy_record_metric(id, value) };
+}
+
+/// A host property (`plugin_root_id`, `plugin_vm_id`, ...) by its path segments.
+pub fn property(path: &[&str]) -> Result<Option<Vec<u8>>, HostStatus> {
+    let joined = path.join("\0");
+    let mut data: *mut u8 = null_mut();
+    let mut size: usize = 0;
+    // SAFETY: pointer and length of a live String; the out-pointers outlive the call.
+    let status = unsafe { proxy_get_property(joined.as_ptr(), joined.len(), &mut data, &mut size) };
+    bytes_answer(status, data, size)
+}
+
+/// Sends one message on an open gRPC stream.
+pub fn grpc_send(token: u32, message: &[u8], end_stream: bool) -> Result<(), HostStatus> {
+    // SAFETY: pointer and length of a live slice.
+    match unsafe {
+        proxy_grpc_send(
+            token,
+            message.as_ptr(),
+            message.len(),
+            u32::from(end_stream),
+        )
+    } {
+        OK => Ok(()),
+        other => Err(other),
+    }
+}
+
+/// Cancels a gRPC call or stream. The host sends no close callback for it.
+pub fn grpc_cancel(token: u32) {
+    // SAFETY: no pointers.
+    let _ = unsafe { proxy_grpc_cancel(token) };
+}
+
+/// Registers a shared queue owned by this VM's root context.
+pub fn register_shared_queue(name: &str) -> Result<u32, HostStatus> {
+    let mut id: u32 = 0;
+    // SAFETY: pointer and length of a live &str; `id` outlives the call.
+    match unsafe { proxy_register_shared_queue(name.as_ptr(), name.len(), &mut id) } {
+        OK => Ok(id),
+        other => Err(other),
+    }
+}
+
+/// Finds a shared queue another VM of `vm_id` registered.
+pub fn resolve_shared_queue(vm_id: &[u8], name: &str) -> Result<u32, HostStatus> {
+    let mut id: u32 = 0;
+    // SAFETY: pointers and lengths of live slices; `id` outlives the call.
+    match unsafe {
+        proxy_resolve_shared_queue(
+            vm_id.as_ptr(),
+            vm_id.len(),
+            name.as_ptr(),
+            name.len(),
+            &mut id,
+        )
+    } {
+        OK => Ok(id),
+        other => Err(other),
+    }
+}
+
+pub fn enqueue_shared_queue(queue_id: u32, value: &[u8]) -> Result<(), HostStatus> {
+    // SAFETY: pointer and length of a live slice.
+    match unsafe { proxy_enqueue_shared_queue(queue_id, value.as_ptr(), value.len()) } {
+        OK => Ok(()),
+        other => Err(other),
+    }
+}
+
+/// The next item of a shared queue; `None` when it is empty.
+pub fn dequeue_shared_queue(queue_id: u32) -> Result<Option<Vec<u8>>, HostStatus> {
+    let mut data: *mut u8 = null_mut();
+    let mut size: usize = 0;
+    // SAFETY: the out-pointers outlive the call.
+    let status = unsafe { proxy_dequeue_shared_queue(queue_id, &mut data, &mut size) };
+    match status {
+        EMPTY => Ok(None),
+        status => bytes_answer(status, data, size),
+    }
 }

@@ -35,6 +35,18 @@ impl HttpFilter {
 }
 
 impl Context for HttpFilter {
+    fn on_grpc_call_response(&mut self, token_id: u32, status_code: u32, response_size: usize) {
+        if let (Some(runtime), Some(logout)) = (self.runtime.clone(), self.logout.as_mut()) {
+            logout.on_grpc_response(
+                &runtime,
+                token_id,
+                status_code,
+                response_size,
+                self.context_id,
+            );
+        }
+    }
+
     fn on_http_call_response(
         &mut self,
         token_id: u32,

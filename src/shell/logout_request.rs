@@ -3,6 +3,7 @@
 //! wait for the issuer's keys to be fetched, then answers with what the core decided.
 
 use super::abi;
+use super::fleet_write::{begin, on_etcd_answer, PendingWrite, Progress, WriteOutcome};
 use super::host::{log, now_unix, send_response, EnvoySharedData};
 use super::jwks_client::{
     is_remote, on_answer, refresh_from_shared, start_fetch, FetchStep, PendingFetch,
@@ -11,11 +12,43 @@ use super::{report_store_fill, Runtime};
 use crate::endpoint::{
     on_request_body, on_request_headers, process_logout, rejection_log_line, BodyStep, HeadersStep,
 };
+use crate::fleet::shared_state;
+use crate::fleet::write::{FleetWrite, ReplayGuard};
 use crate::header_map::{first_value, HeaderField};
 use crate::jwks_fetch::FetchReason;
 use crate::rejection::Rejection;
 use crate::responses::{logout_accepted, logout_rejected, LocalResponse};
+use crate::revocations::Recorded;
 use proxy_wasm::types::{Action, BufferType, LogLevel};
+
+/// Puts a logout etcd did not take into the sync service's queue (bounded by
+/// `fleet.max_queued_logouts`). False when there is no room or no queue.
+fn queue_for_fleet(runtime: &Runtime, write: &FleetWrite) -> bool {
+    let Some(fleet) = &runtime.config.fleet else {
+        return false;
+    };
+    let queue = match runtime.fleet_queue.get() {
+        Some(queue) => queue,
+        None => match abi::resolve_shared_queue(&runtime.vm_id, shared_state::QUEUE_NAME) {
+            Ok(queue) => {
+                runtime.fleet_queue.set(Some(queue));
+                queue
+            }
+            Err(_) => return false,
+        },
+    };
+    if !matches!(
+        shared_state::reserve_queue_place(&EnvoySharedData, fleet.max_queued_logouts),
+        Ok(true)
+    ) {
+        return false;
+    }
+    if abi::enqueue_shared_queue(queue, &write.encode()).is_err() {
+        let _ = shared_state::release_queue_place(&EnvoySharedData);
+        return false;
+    }
+    true
+}
 
 /// Where a logout request stands.
 #[derive(Default)]
@@ -28,9 +61,123 @@ pub struct LogoutRequest {
     answered: bool,
     /// Waiting for the issuer's keys: the body, and the fetch in flight.
     waiting_for_keys: Option<(Vec<u8>, u32, PendingFetch)>,
+    /// Accepted here, waiting for etcd (fleet mode).
+    waiting_for_fleet: Option<PendingWrite>,
 }
 
 impl LogoutRequest {
+    fn is_waiting(&self) -> bool {
+        self.waiting_for_keys.is_some() || self.waiting_for_fleet.is_some()
+    }
+
+    /// etcd answered a call of this request's fleet write.
+    pub fn on_grpc_response(
+        &mut self,
+        runtime: &Runtime,
+        token: u32,
+        status: u32,
+        size: usize,
+        context_id: u32,
+    ) {
+        let (Some(fleet), Some(pending)) = (&runtime.config.fleet, self.waiting_for_fleet.take())
+        else {
+            return;
+        };
+        if !pending.owns(token) {
+            self.waiting_for_fleet = Some(pending);
+            return;
+        }
+        let write = pending.write.clone();
+        match on_etcd_answer(fleet, pending, token, status, size, now_unix()) {
+            Progress::Wait(next) => self.waiting_for_fleet = Some(next),
+            Progress::Done(outcome) => {
+                self.fleet_done(runtime, outcome, write, context_id);
+            }
+        }
+    }
+
+    /// Sends an accepted logout to etcd (fleet mode); answers when it is done.
+    fn replicate(&mut self, runtime: &Runtime, recorded: &Recorded, context_id: u32) -> Action {
+        let Some(fleet) = &runtime.config.fleet else {
+            return self.answer(&logout_accepted());
+        };
+        let write = FleetWrite {
+            token_id: recorded.token_id,
+            revocations: recorded.entries.clone(),
+            written_ms: abi::current_time_nanos().map_or(0, |n| n / 1_000_000),
+        };
+        if !shared_state::is_connected(&EnvoySharedData) {
+            // etcd is known to be down: do not make the IdP wait for a timeout.
+            return self.fleet_done(runtime, WriteOutcome::Failed(14), write, context_id);
+        }
+        match begin(fleet, write.clone(), ReplayGuard::Guarded, now_unix()) {
+            Progress::Wait(pending) => {
+                self.waiting_for_fleet = Some(pending);
+                Action::Pause
+            }
+            Progress::Done(outcome) => self.fleet_done(runtime, outcome, write, context_id),
+        }
+    }
+
+    /// The IdP's answer once etcd has spoken (or could not).
+    fn fleet_done(
+        &mut self,
+        runtime: &Runtime,
+        outcome: WriteOutcome,
+        write: FleetWrite,
+        context_id: u32,
+    ) -> Action {
+        let metrics = runtime.fleet_metrics.as_ref();
+        match outcome {
+            WriteOutcome::Written => {
+                if let Some(m) = metrics {
+                    m.written();
+                }
+                self.answer(&logout_accepted())
+            }
+            WriteOutcome::Replayed => {
+                // Another Envoy accepted this token: a replay for the fleet. What this Envoy
+                // recorded is that same revocation, already in etcd; it stays.
+                if let Some(m) = metrics {
+                    m.replay_refused();
+                }
+                let rejection = Rejection::JtiReplayed;
+                runtime.metrics.logout_rejected(&rejection);
+                log(
+                    LogLevel::Info,
+                    &format!(
+                        "{} (another Envoy of the fleet accepted it) [ctx {context_id}]",
+                        rejection_log_line(&rejection, None)
+                    ),
+                );
+                self.answer(&logout_rejected(&rejection))
+            }
+            WriteOutcome::Failed(status) => {
+                if let Some(m) = metrics {
+                    m.etcd_error();
+                }
+                if queue_for_fleet(runtime, &write) {
+                    if let Some(m) = metrics {
+                        m.logout_queued();
+                    }
+                    log(
+                        LogLevel::Warn,
+                        &format!("fleet: etcd did not take a logout (gRPC status {status}): enforced here and queued for the fleet [ctx {context_id}]"),
+                    );
+                    self.answer(&logout_accepted())
+                } else {
+                    let rejection = Rejection::FleetUnavailable;
+                    runtime.metrics.logout_rejected(&rejection);
+                    log(
+                        LogLevel::Error,
+                        &format!("fleet: etcd did not take a logout (gRPC status {status}) and the queue is full or missing: answered 400 so the IdP may retry; enforced here only [ctx {context_id}]"),
+                    );
+                    self.answer(&logout_rejected(&rejection))
+                }
+            }
+        }
+    }
+
     /// True while the filter has not answered yet: an upstream answer must wait.
     pub fn holds_upstream_answer(&self) -> bool {
         self.reading_body && !self.answered
@@ -69,7 +216,7 @@ impl LogoutRequest {
         end_of_stream: bool,
         context_id: u32,
     ) -> Action {
-        if self.answered || self.waiting_for_keys.is_some() {
+        if self.answered || self.is_waiting() {
             return Action::Pause;
         }
         if !self.reading_body {
@@ -86,7 +233,7 @@ impl LogoutRequest {
     /// Trailers end the request (HTTP/2 may send them after the last data frame, with no end
     /// of stream on the data): the body buffered so far is the whole body.
     pub fn on_trailers(&mut self, runtime: &Runtime, context_id: u32) -> Action {
-        if self.answered || self.waiting_for_keys.is_some() {
+        if self.answered || self.is_waiting() {
             return Action::Pause;
         }
         if !self.reading_body {
@@ -190,7 +337,7 @@ impl LogoutRequest {
                     );
                 }
                 report_store_fill(runtime);
-                self.answer(&logout_accepted())
+                self.replicate(runtime, &accepted.recorded, context_id)
             }
             Err(rejection) => {
                 runtime.metrics.logout_rejected(rejection);

@@ -2,6 +2,9 @@
 //! Envoy, hands them to the core, and sends back what the core decided. No decisions here.
 
 mod abi;
+mod fleet_metrics;
+mod fleet_service;
+mod fleet_write;
 mod host;
 mod http_filter;
 mod jwks_client;
@@ -13,10 +16,13 @@ mod session_request;
 mod test_panic;
 
 use crate::config::{parse_config, FilterConfig};
+use crate::fleet::settings::SYNC_SERVICE_ROOT_ID;
 use crate::jwks_fetch::FetchReason;
 use crate::logout_token::IssuerPolicy;
 use crate::revocations::{warn_threshold, RevocationStore, REVOCATION_BUCKETS};
 use crate::session_cache::SessionCache;
+use fleet_metrics::FleetMetrics;
+use fleet_service::{FleetService, SERVICE_TICK_MILLIS};
 use host::{log, now_unix, EnvoySharedData};
 use http_filter::HttpFilter;
 use jwks_client::{on_answer, start_fetch, FetchStep, PendingFetch};
@@ -24,13 +30,18 @@ use keys::KeyCache;
 use metrics::{Metrics, StoreFill};
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{BufferType, ContextType, LogLevel};
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::rc::Rc;
 
 proxy_wasm::main! {{
     proxy_wasm::set_log_level(LogLevel::Info);
-    proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> { Box::new(Root::default()) });
+    proxy_wasm::set_root_context(|context_id| -> Box<dyn RootContext> {
+        Box::new(Root {
+            context_id,
+            ..Root::default()
+        })
+    });
 }}
 
 /// Shared-data key of the sweep cursor: which revocation bucket the next sweep starts at.
@@ -49,16 +60,80 @@ pub struct Runtime {
     pub keys: RefCell<KeyCache>,
     /// Session tokens this VM found live, by store generation (see `session_cache.rs`).
     pub session_cache: RefCell<SessionCache>,
+    /// The fleet's stats, when the configuration has a `fleet` block.
+    pub fleet_metrics: Option<FleetMetrics>,
+    /// This worker saw the fleet's revocations loaded (it never goes back).
+    pub fleet_loaded: Cell<bool>,
+    /// This VM's `vm_id` (to find the sync service's logout queue).
+    pub vm_id: Vec<u8>,
+    /// The logout queue, once resolved.
+    pub fleet_queue: Cell<Option<u32>>,
+}
+
+thread_local! {
+    /// The root context of this VM that runs the sync service: Envoy configures a singleton
+    /// service's root context twice, and only one may run the sync.
+    static SYNC_OWNER: Cell<Option<u32>> = const { Cell::new(None) };
 }
 
 #[derive(Default)]
 struct Root {
+    context_id: u32,
     runtime: Option<Rc<Runtime>>,
+    /// Set when this root context runs the fleet's sync service (see `fleet_service.rs`).
+    service: Option<FleetService>,
+    /// This root context belongs to the sync service (`root_id` [`SYNC_SERVICE_ROOT_ID`]).
+    sync_role: Option<crate::fleet::settings::FleetConfig>,
     /// Key fetches this VM's root context has in flight, by call token.
     pending: HashMap<u32, PendingFetch>,
 }
 
+impl Root {
+    /// Runs the sync service here unless another root context of this VM does.
+    fn claim_sync(&mut self) {
+        let (Some(fleet), Some(runtime)) = (&self.sync_role, &self.runtime) else {
+            return;
+        };
+        let id = self.context_id;
+        let claimed = SYNC_OWNER.with(|owner| {
+            if owner.get().is_none() {
+                owner.set(Some(id));
+            }
+            owner.get() == Some(id)
+        });
+        if claimed {
+            self.service = Some(FleetService::new(runtime.clone(), fleet.clone()));
+        }
+    }
+}
+
 impl Context for Root {
+    fn on_done(&mut self) -> bool {
+        if self.service.take().is_some() {
+            // Another root context of the service (if any) takes over on its next tick.
+            SYNC_OWNER.with(|owner| owner.set(None));
+        }
+        true
+    }
+
+    fn on_grpc_call_response(&mut self, token_id: u32, status_code: u32, response_size: usize) {
+        if let Some(service) = &mut self.service {
+            service.on_call_response(token_id, status_code, response_size);
+        }
+    }
+
+    fn on_grpc_stream_message(&mut self, token_id: u32, message_size: usize) {
+        if let Some(service) = &mut self.service {
+            service.on_stream_message(token_id, message_size);
+        }
+    }
+
+    fn on_grpc_stream_close(&mut self, token_id: u32, status_code: u32) {
+        if let Some(service) = &mut self.service {
+            service.on_stream_close(token_id, status_code);
+        }
+    }
+
     fn on_http_call_response(
         &mut self,
         token_id: u32,
@@ -108,18 +183,57 @@ impl RootContext for Root {
             u32::try_from(config.tick_seconds.saturating_mul(1000)).unwrap_or(u32::MAX);
         let _ = abi::set_tick_period_millis(tick_millis);
         let keys = KeyCache::new(&mut config);
-        self.runtime = Some(Rc::new(Runtime {
+        let root_id = abi::property(&["plugin_root_id"])
+            .ok()
+            .flatten()
+            .unwrap_or_default();
+        let runs_sync = root_id == SYNC_SERVICE_ROOT_ID.as_bytes();
+        let fleet = config.fleet.clone();
+        let runtime = Rc::new(Runtime {
             policies: config.policies(),
             rules,
             metrics: Metrics::define(),
             keys: RefCell::new(keys),
             session_cache: RefCell::new(SessionCache::default()),
+            fleet_metrics: fleet.as_ref().map(|_| FleetMetrics::define()),
+            fleet_loaded: Cell::new(false),
+            vm_id: abi::property(&["plugin_vm_id"])
+                .ok()
+                .flatten()
+                .unwrap_or_default(),
+            fleet_queue: Cell::new(None),
             config,
-        }));
+        });
+        self.runtime = Some(runtime.clone());
+        if runs_sync {
+            let Some(fleet) = fleet else {
+                log(
+                    LogLevel::Critical,
+                    &format!("invalid plugin configuration: fleet: is required for root_id {SYNC_SERVICE_ROOT_ID}"),
+                );
+                return false;
+            };
+            self.sync_role = Some(fleet);
+            self.claim_sync();
+            let _ = abi::set_tick_period_millis(SERVICE_TICK_MILLIS);
+        }
         true
     }
 
+    fn on_queue_ready(&mut self, queue_id: u32) {
+        if let Some(service) = &mut self.service {
+            service.on_queue_ready(queue_id);
+        }
+    }
+
     fn on_tick(&mut self) {
+        if self.sync_role.is_some() && self.service.is_none() {
+            self.claim_sync();
+        }
+        if let Some(service) = &mut self.service {
+            service.on_tick();
+            return;
+        }
         let Some(runtime) = &self.runtime else {
             return;
         };
