@@ -95,7 +95,10 @@ fn check_reaches(c: &mut Checks, envoy: &Envoy, case: &str, session: &Session) {
 fn check_reaches_quickly(c: &mut Checks, envoy: &Envoy, case: &str, session: &Session) {
     let reached = poll(PROPAGATION_TIMEOUT, || !passes_once(envoy, session));
     c.check(reached && passes(envoy, session, 2) == 0, || {
-        format!("{case}: the revocation of sid={} did not reach this Envoy", session.sid)
+        format!(
+            "{case}: the revocation of sid={} did not reach this Envoy",
+            session.sid
+        )
     });
 }
 
@@ -134,10 +137,9 @@ fn a_logout_to_one_envoy_is_enforced_by_every_envoy_and_a_replay_anywhere_is_ref
             Some("jti_replayed"),
         );
     }
-    c.check(
-        envoys[1].bcl_stat("bcl.fleet.replays_refused") >= 1,
-        || "the replay refused through etcd is not counted".into(),
-    );
+    c.check(envoys[1].bcl_stat("bcl.fleet.replays_refused") >= 1, || {
+        "the replay refused through etcd is not counted".into()
+    });
 
     // By sub (no sid in the token): every session of the user issued up to the logout, on
     // every Envoy; a login after the logout stays valid everywhere.
@@ -222,10 +224,12 @@ fn a_restarted_envoy_refuses_every_revoked_session_on_its_first_request() {
         check_refused_everywhere(&mut c, &b, "restarted B", session);
     }
     check_passes_everywhere(&mut c, &b, "a live session on restarted B", &live);
-    c.check(
-        b.log().contains("fleet: loaded 40 revocations"),
-        || format!("restarted B did not log its load; log:\n{}", tail(&b.log(), 30)),
-    );
+    c.check(b.log().contains("fleet: loaded 40 revocations"), || {
+        format!(
+            "restarted B did not log its load; log:\n{}",
+            tail(&b.log(), 30)
+        )
+    });
     c.finish(&format!(
         "fleet: restart (first answers {:?})",
         &first_statuses[..first_statuses.len().min(8)]
@@ -312,7 +316,10 @@ fn with_etcd_down_logouts_are_enforced_here_queued_and_delivered_when_it_returns
         )
     });
     c.check(etcd.count_prefix(b"/t4/r/") == 21, || {
-        format!("etcd holds {} of 21 revocations", etcd.count_prefix(b"/t4/r/"))
+        format!(
+            "etcd holds {} of 21 revocations",
+            etcd.count_prefix(b"/t4/r/")
+        )
     });
     c.finish("fleet: etcd entirely down");
 }
@@ -328,7 +335,9 @@ fn a_watch_resuming_from_a_compacted_revision_reloads_everything() {
     wait_synced(&b, "B");
     let mut c = Checks::new();
     etcd.kill(2);
-    let cut = poll(PROPAGATION_TIMEOUT, || b.bcl_stat("bcl.fleet.connected") == 0);
+    let cut = poll(PROPAGATION_TIMEOUT, || {
+        b.bcl_stat("bcl.fleet.connected") == 0
+    });
     c.check(cut, || "B never noticed its member was gone".into());
     let missed: Vec<Session> = (0..10).map(|i| quick_session("compacted", i)).collect();
     for session in &missed {
@@ -342,10 +351,7 @@ fn a_watch_resuming_from_a_compacted_revision_reloads_everything() {
         check_reaches(&mut c, &b, "B after a compacted resume", session);
     }
     c.check(b.bcl_stat("bcl.fleet.full_reloads") >= 1, || {
-        format!(
-            "B did not reload fully; log tail:\n{}",
-            tail(&b.log(), 20)
-        )
+        format!("B did not reload fully; log tail:\n{}", tail(&b.log(), 20))
     });
     c.check(b.log().contains("was compacted"), || {
         "B did not log the compaction".into()
@@ -382,7 +388,10 @@ fn ten_thousand_logouts_over_three_envoys_are_enforced_by_every_envoy() {
                 })
             })
             .collect();
-        handles.into_iter().flat_map(|h| h.join().unwrap()).collect()
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap())
+            .collect()
     });
     let sent_in = started.elapsed();
     let mut c = Checks::new();
@@ -426,7 +435,10 @@ fn ten_thousand_logouts_over_three_envoys_are_enforced_by_every_envoy() {
                 })
             })
             .collect();
-        handles.into_iter().flat_map(|h| h.join().unwrap()).collect()
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap())
+            .collect()
     });
     c.check(passed.is_empty(), || {
         format!(
