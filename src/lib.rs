@@ -17,6 +17,7 @@ pub mod cookie_header;
 pub mod der;
 pub mod endpoint;
 pub mod entry_id;
+pub mod fleet;
 pub mod form;
 pub mod header_map;
 pub mod jwks;
