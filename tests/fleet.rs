@@ -160,7 +160,6 @@ fn a_logout_to_one_envoy_is_enforced_by_every_envoy_and_a_replay_anywhere_is_ref
     }
 
     // etcd holds hashed ids only: no sid, sub, issuer or token in clear.
-    let mut etcd = etcd;
     let records = etcd.range_prefix(b"/t1/");
     c.check(records.len() == 4, || {
         format!(
@@ -362,7 +361,7 @@ fn a_watch_resuming_from_a_compacted_revision_reloads_everything() {
 #[test]
 fn ten_thousand_logouts_over_three_envoys_are_enforced_by_every_envoy() {
     const LOGOUTS: usize = 10_000;
-    let mut etcd = EtcdCluster::start(3);
+    let etcd = EtcdCluster::start(3);
     let config = fleet_config("/t6/");
     let envoys: Vec<Envoy> = (0..3).map(|_| Envoy::start_fleet(&config, &etcd)).collect();
     for (i, envoy) in envoys.iter().enumerate() {
@@ -474,7 +473,7 @@ fn mutual_tls_between_envoy_and_etcd() {
 
 #[test]
 fn without_a_fleet_block_nothing_reaches_etcd_and_the_service_refuses_to_start() {
-    let mut etcd = EtcdCluster::start(1);
+    let etcd = EtcdCluster::start(1);
     let mut c = Checks::new();
     // The ordinary filter (no fleet block, no sync service) next to a running etcd: it
     // keeps revocations to itself, as before, and defines no fleet stats.

@@ -20,6 +20,16 @@ use common::*;
 use serde_json::json;
 
 /// Envoy's `health_flags` of every `etcd` endpoint, by port, from the admin's `/clusters`.
+/// The base configuration with a `fleet` block: the template's sync service needs one.
+fn fleet_config() -> serde_json::Value {
+    let mut config = base_config();
+    merge(
+        &mut config,
+        serde_json::json!({"fleet": {"etcd_cluster": "etcd", "key_prefix": "/harness/"}}),
+    );
+    config
+}
+
 fn etcd_health_flags(envoy: &Envoy) -> Vec<(u16, String)> {
     let text = envoy.admin_get("/clusters").unwrap().body_str();
     text.lines()
@@ -218,7 +228,7 @@ fn etcd_tls_cluster_and_fleet_envoy() {
         "plaintext on the TLS client port: {plain:?}"
     );
 
-    let envoy = Envoy::start_fleet(&base_config(), &etcd);
+    let envoy = Envoy::start_fleet(&fleet_config(), &etcd);
     wait_for_etcd_flags(&envoy, &[(etcd.client_port(0), "healthy")]);
     let put = [pb_bytes(1, b"tls/k"), pb_bytes(2, b"value-over-mtls")].concat();
     check_grpc_ok(
@@ -240,7 +250,7 @@ fn etcd_tls_cluster_and_fleet_envoy() {
 fn fleet_envoy_with_plaintext_etcd() {
     let mut etcd = EtcdCluster::start(3);
     let t = Instant::now();
-    let mut envoy = Envoy::start_fleet(&base_config(), &etcd);
+    let mut envoy = Envoy::start_fleet(&fleet_config(), &etcd);
     eprintln!("fleet Envoy ready after {:?}", t.elapsed());
     let ports = etcd.client_ports();
     let all_healthy: Vec<(u16, &str)> = ports.iter().map(|&p| (p, "healthy")).collect();
@@ -307,12 +317,12 @@ fn fleet_envoy_with_plaintext_etcd() {
     // Envoy killed and started again for the same cluster.
     envoy.kill();
     assert!(!envoy.is_running());
-    let envoy = Envoy::start_fleet(&base_config(), &etcd);
+    let envoy = Envoy::start_fleet(&fleet_config(), &etcd);
     wait_for_etcd_flags(&envoy, &all_healthy);
     assert_eq!(envoy.send(&Request::get("/app/page")).status, 200);
 
     // A template placeholder left unfilled is an error, not a YAML mystery.
-    match Envoy::try_start_with_template(&base_config(), "test-fleet.yaml.tmpl", true) {
+    match Envoy::try_start_with_template(&fleet_config(), "test-fleet.yaml.tmpl", true) {
         Err(StartError::Io(msg)) => assert!(msg.contains("@ETCD_ENDPOINTS@"), "{msg}"),
         Err(e) => panic!("want a placeholder error, got {e:?}"),
         Ok(_) => panic!("the fleet template started without its etcd placeholders"),

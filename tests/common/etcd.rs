@@ -379,9 +379,16 @@ impl EtcdCluster {
     /// and `@ETCD_TRANSPORT_SOCKET@` (null, or an UpstreamTlsContext with the client
     /// certificate and the CA, the server's SAN to be 127.0.0.1).
     pub fn envoy_placeholders(&self) -> Vec<(&'static str, String)> {
-        let endpoints: Vec<Value> = self
-            .client_ports()
-            .into_iter()
+        let all: Vec<usize> = (0..self.member_count()).collect();
+        self.envoy_placeholders_for(&all)
+    }
+
+    /// [`EtcdCluster::envoy_placeholders`] with only the members `members` as endpoints (an
+    /// Envoy that can be cut off from etcd by killing them).
+    pub fn envoy_placeholders_for(&self, members: &[usize]) -> Vec<(&'static str, String)> {
+        let endpoints: Vec<Value> = members
+            .iter()
+            .map(|i| self.client_port(*i))
             .map(|port| {
                 json!({"endpoint": {"address": {"socket_address":
                     {"address": "127.0.0.1", "port_value": port}}}})

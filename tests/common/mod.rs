@@ -243,6 +243,25 @@ impl Envoy {
         }
     }
 
+    /// [`Envoy::start_fleet`] with only etcd members `members` in its `etcd` cluster.
+    pub fn start_fleet_members(
+        plugin_config: &Value,
+        etcd: &etcd::EtcdCluster,
+        members: &[usize],
+    ) -> Envoy {
+        match Self::try_start_inner(
+            plugin_config,
+            "test-fleet.yaml.tmpl",
+            None,
+            true,
+            None,
+            &etcd.envoy_placeholders_for(members),
+        ) {
+            Ok(e) => e,
+            Err(err) => panic!("Envoy did not start: {err:#?}"),
+        }
+    }
+
     /// [`Envoy::start_fleet`]; an error carries Envoy's log.
     pub fn try_start_fleet(
         plugin_config: &Value,
