@@ -204,13 +204,17 @@ impl FleetService {
         let wall_ms = now_ms();
         let mut applied = 0u32;
         let mut refused = 0u32;
+        let mut changed = false;
         for record in &step.apply {
             match self
                 .runtime
                 .rules
                 .apply(&EnvoySharedData, record.entry, now)
             {
-                Ok(_) => applied += 1,
+                Ok(change) => {
+                    applied += 1;
+                    changed |= change;
+                }
                 Err(_) => refused += 1,
             }
             self.metrics
