@@ -382,7 +382,13 @@ fn a_watch_resuming_from_a_compacted_revision_reloads_everything() {
     }
     let revision = etcd.revision();
     etcd.compact(revision);
+    // B must not reconnect before member 2 has caught up with the compaction itself (a
+    // lagging member would still serve the old revision, and B would lose nothing either).
+    b.pause();
     etcd.restart(2);
+    let caught_up = poll(PROPAGATION_TIMEOUT, || etcd.compacted_on(2, revision));
+    b.resume();
+    c.check(caught_up, || "member 2 never applied the compaction".into());
     for session in &missed {
         check_reaches(&mut c, &b, "B after a compacted resume", session);
     }

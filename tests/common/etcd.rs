@@ -510,6 +510,28 @@ impl EtcdCluster {
         }
     }
 
+    /// Whether member `i` has itself applied a compaction up to `revision` (a local,
+    /// serializable read of an older revision is refused as compacted). A restarted member
+    /// catches up through the raft log; until it has, a watch on it can still start below
+    /// the compacted revision.
+    pub fn compacted_on(&self, i: usize, revision: i64) -> bool {
+        let body = json!({
+            "key": b64_encode(b"\0"),
+            "range_end": b64_encode(b"\0"),
+            "count_only": true,
+            "serializable": true,
+            "revision": (revision - 1).max(1).to_string(),
+        });
+        let sent = Request::post("/v3/kv/range")
+            .header("Content-Type", "application/json")
+            .body(body.to_string())
+            .send(self.members[i].client_port);
+        sent.ok()
+            .and_then(|r| r.json())
+            .and_then(|v| v["error"].as_str().map(str::to_string))
+            .is_some_and(|e| e.contains("compacted"))
+    }
+
     /// Puts `key` = `value`.
     pub fn put(&self, key: &[u8], value: &[u8]) {
         let body = json!({"key": b64_encode(key), "value": b64_encode(value)});

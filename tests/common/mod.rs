@@ -601,6 +601,25 @@ impl Envoy {
         }
     }
 
+    /// Freezes Envoy (SIGSTOP): its connections stay open, its timers stop.
+    pub fn pause(&self) {
+        self.signal("-STOP");
+    }
+
+    /// Lets a frozen Envoy run again (SIGCONT).
+    pub fn resume(&self) {
+        self.signal("-CONT");
+    }
+
+    fn signal(&self, signal: &str) {
+        if let Some(child) = &self.child {
+            let _ = std::process::Command::new("kill")
+                .arg(signal)
+                .arg(child.id().to_string())
+                .status();
+        }
+    }
+
     /// Kills Envoy (SIGKILL: no drain, no clean shutdown) and waits for it to exit. Its
     /// directory and log stay until drop.
     pub fn kill(&mut self) {
