@@ -19,7 +19,8 @@
 #   BCL_KEY_SOURCE_MODE=jwks_uri (default) | discovery | inline picks where the filter gets the
 #   IdP's keys. ETCD_BIN=path picks etcd (default: etcd on PATH, else Debian's etcd-server).
 # Logs and the rendered Envoy config: .run/demo/ (the fleet: .run/demo-fleet/, its etcd
-# certificates .run/fleet-certs/ from scripts/fleet-certs.sh).
+# certificates .run/fleet-certs/ from scripts/fleet-certs.sh; --check: a temporary directory,
+# removed when the check passes, kept and named when it fails).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 PREREQ_TAG=demo
@@ -76,6 +77,8 @@ RUN_DIR=.run/demo
 port_specs=("Envoy:$DEMO_PORT" "IdP:$IDP_PORT" "app:$APP_PORT" "Envoy admin:$ADMIN_PORT")
 if [ "$FLEET" = 1 ]; then
   RUN_DIR=.run/demo-fleet
+  # a self-check gets a directory of its own: it may run while the demo runs (or another check)
+  if [ "$CHECK" = 1 ]; then RUN_DIR=$(mktemp -d "${TMPDIR:-/tmp}/bcl-demo-fleet-check.XXXXXX"); fi
   BASE_A="http://$HOST:$ENVOY_A_PORT"
   CERT_DIR=.run/fleet-certs
   port_specs=("Envoy B:$DEMO_PORT" "IdP:$IDP_PORT" "app:$APP_PORT" "Envoy B admin:$ADMIN_PORT"
@@ -228,8 +231,13 @@ if [ "$FLEET" = 1 ]; then
   say "both Envoys loaded the fleet (wasmcustom.bcl.fleet.loaded 1)"
 
   if [ "$CHECK" = 1 ]; then
-    node scripts/demo-fleet-check.mjs --browser-url "$BASE" --issuer "$ISSUER" \
-      --admin-a "http://$HOST:$ENVOY_A_ADMIN_PORT" --admin-b "http://$HOST:$ADMIN_PORT"
+    if ! node scripts/demo-fleet-check.mjs --browser-url "$BASE" --issuer "$ISSUER" \
+      --admin-a "http://$HOST:$ENVOY_A_ADMIN_PORT" --admin-b "http://$HOST:$ADMIN_PORT"; then
+      say "fleet check failed; logs in $RUN_DIR"
+      exit 1
+    fi
+    cleanup
+    rm -rf "$RUN_DIR"
     say "fleet check passed"
     exit 0
   fi
