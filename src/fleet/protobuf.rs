@@ -70,6 +70,7 @@ pub struct Writer {
 }
 
 impl Writer {
+    /// An empty message.
     pub fn new() -> Self {
         Self::default()
     }
@@ -223,6 +224,7 @@ pub struct Reader<'a> {
 }
 
 impl<'a> Reader<'a> {
+    /// The fields of the message `bytes`.
     pub fn new(bytes: &'a [u8]) -> Self {
         Self {
             rest: bytes,

@@ -75,7 +75,14 @@ pub struct FleetSync {
     /// The first full load completed (it stays true across reconnects and reloads).
     loaded: bool,
     backoff_ms: u64,
+    /// Failures since the last success, and when the last one was logged: a long outage
+    /// logs its start and then one line a minute, not one per retry.
+    failures: u32,
+    failure_logged_ms: u64,
 }
+
+/// How often a continuing outage is logged.
+const OUTAGE_LOG_INTERVAL_MS: u64 = 60_000;
 
 impl FleetSync {
     pub fn new(prefix: &str, page_size: u32) -> Self {
@@ -86,6 +93,8 @@ impl FleetSync {
             revision: 0,
             loaded: false,
             backoff_ms: FIRST_BACKOFF_MS,
+            failures: 0,
+            failure_logged_ms: 0,
         }
     }
 
@@ -209,6 +218,7 @@ impl FleetSync {
                 step.became_loaded = !self.loaded;
                 self.loaded = true;
                 self.backoff_ms = FIRST_BACKOFF_MS;
+                self.failures = 0;
                 let done = self.open_watch(None);
                 step.command = done.command;
                 step.transition = Some(format!(
@@ -254,6 +264,7 @@ impl FleetSync {
             }
             self.phase = Phase::Watching { created: true };
             self.backoff_ms = FIRST_BACKOFF_MS;
+            self.failures = 0;
         }
         for event in &message.events {
             self.revision = self.revision.max(event.kv.mod_revision);
@@ -295,14 +306,23 @@ impl FleetSync {
         self.phase = Phase::Down {
             retry_at_ms: now_ms.saturating_add(delay),
         };
+        self.failures = self.failures.saturating_add(1);
+        let log_it = self.failures == 1
+            || now_ms.saturating_sub(self.failure_logged_ms) >= OUTAGE_LOG_INTERVAL_MS;
+        if !log_it {
+            return Step::default();
+        }
+        self.failure_logged_ms = now_ms;
+        let state = if was_connected {
+            "disconnected:".to_string()
+        } else if self.failures == 1 {
+            "etcd unreachable:".to_string()
+        } else {
+            format!("etcd still unreachable after {} attempts:", self.failures)
+        };
         Step {
             transition: Some(format!(
-                "fleet: {} {why}; retrying in {delay} ms",
-                if was_connected {
-                    "disconnected:"
-                } else {
-                    "etcd unreachable:"
-                }
+                "fleet: {state} {why}; retrying every {MAX_BACKOFF_MS} ms at most"
             )),
             ..Step::default()
         }
@@ -455,15 +475,19 @@ mod tests {
     }
 
     #[test]
-    fn failures_back_off_up_to_a_second() {
+    fn failures_back_off_up_to_a_second_and_an_outage_logs_once_a_minute() {
         let mut sync = FleetSync::new(PREFIX, 100);
         let mut now = 0;
-        for _ in 0..10 {
+        let mut logged = 0;
+        for _ in 0..120 {
             let step = sync.on_tick(now);
             assert!(step.command.is_some());
-            sync.on_range_failed(14, now);
+            if sync.on_range_failed(14, now).transition.is_some() {
+                logged += 1;
+            }
             now += MAX_BACKOFF_MS;
         }
         assert_eq!(sync.backoff_ms, MAX_BACKOFF_MS);
+        assert_eq!(logged, 2, "the first failure, and one a minute later");
     }
 }

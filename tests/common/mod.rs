@@ -15,6 +15,7 @@
     clippy::indexing_slicing
 )]
 
+pub mod etcd;
 pub mod h2;
 pub mod http;
 pub mod idp;
@@ -213,6 +214,7 @@ impl Envoy {
             Some(wasm.to_path_buf()),
             true,
             None,
+            &[],
         ) {
             Ok(e) => e,
             Err(err) => panic!("Envoy did not start: {err:#?}"),
@@ -227,29 +229,90 @@ impl Envoy {
         with_filter: bool,
         idp_port: Option<u16>,
     ) -> Result<Envoy, StartError> {
-        Self::try_start_inner(plugin_config, template, None, with_filter, idp_port)
+        Self::try_start_inner(plugin_config, template, None, with_filter, idp_port, &[])
     }
 
-    /// [`Envoy::try_start_full`] with an optional filter build (`None`: [`wasm_path`]).
+    /// Starts Envoy from `envoy/test-fleet.yaml.tmpl`: the filter configured by
+    /// `plugin_config`, the same plugin as a singleton Wasm service, and the `etcd` cluster over
+    /// `etcd`'s members (mTLS when it is a TLS cluster). Panics with the log when it does not
+    /// come up. Call it again for a restarted Envoy of the same fleet (after [`Envoy::kill`]).
+    pub fn start_fleet(plugin_config: &Value, etcd: &etcd::EtcdCluster) -> Envoy {
+        match Self::try_start_fleet(plugin_config, etcd) {
+            Ok(e) => e,
+            Err(err) => panic!("Envoy did not start: {err:#?}"),
+        }
+    }
+
+    /// [`Envoy::start_fleet`] with only etcd members `members` in its `etcd` cluster.
+    pub fn start_fleet_members(
+        plugin_config: &Value,
+        etcd: &etcd::EtcdCluster,
+        members: &[usize],
+    ) -> Envoy {
+        match Self::try_start_inner(
+            plugin_config,
+            "test-fleet.yaml.tmpl",
+            None,
+            true,
+            None,
+            &etcd.envoy_placeholders_for(members),
+        ) {
+            Ok(e) => e,
+            Err(err) => panic!("Envoy did not start: {err:#?}"),
+        }
+    }
+
+    /// [`Envoy::start_fleet`]; an error carries Envoy's log.
+    pub fn try_start_fleet(
+        plugin_config: &Value,
+        etcd: &etcd::EtcdCluster,
+    ) -> Result<Envoy, StartError> {
+        Self::try_start_inner(
+            plugin_config,
+            "test-fleet.yaml.tmpl",
+            None,
+            true,
+            None,
+            &etcd.envoy_placeholders(),
+        )
+    }
+
+    /// [`Envoy::try_start_full`] with an optional filter build (`None`: [`wasm_path`]) and
+    /// the `extra` placeholders of the template (name with its `@`s, rendered text).
     fn try_start_inner(
         plugin_config: &Value,
         template: &str,
         wasm: Option<PathBuf>,
         with_filter: bool,
         idp_port: Option<u16>,
+        extra: &[(&str, String)],
     ) -> Result<Envoy, StartError> {
         let io = |e: std::io::Error| StartError::Io(e.to_string());
-        let (upstream, dir) = upstream_and_run_dir()?;
         let template_text =
             std::fs::read_to_string(repo_root().join("envoy").join(template)).map_err(io)?;
+        // A placeholder the caller did not fill would only show up as Envoy's YAML error.
+        let mut filled: Vec<&str> = extra.iter().map(|(name, _)| *name).collect();
+        filled.push("@IDP_PORT@");
+        if let Some(left) = unfilled_placeholder(&template_text, &filled) {
+            return Err(StartError::Io(format!(
+                "envoy/{template}: placeholder {left} not filled (wrong start function?)"
+            )));
+        }
+        let (upstream, dir) = upstream_and_run_dir()?;
         let wasm = if with_filter {
             wasm.unwrap_or_else(wasm_path)
         } else {
             PathBuf::from("/nonexistent.wasm")
         };
-        let mut config = render(&template_text, &wasm, plugin_config, upstream.port()).replace(
-            "@IDP_PORT@",
-            &idp_port.unwrap_or(upstream.port()).to_string(),
+        let idp_port = idp_port.unwrap_or(upstream.port()).to_string();
+        let mut placeholders = vec![("@IDP_PORT@", idp_port)];
+        placeholders.extend(extra.iter().cloned());
+        let mut config = render_with(
+            &template_text,
+            &wasm,
+            plugin_config,
+            upstream.port(),
+            &placeholders,
         );
         if !with_filter {
             config = strip_wasm_filter(&config);
@@ -538,6 +601,12 @@ impl Envoy {
         }
     }
 
+    /// Kills Envoy (SIGKILL: no drain, no clean shutdown) and waits for it to exit. Its
+    /// directory and log stay until drop.
+    pub fn kill(&mut self) {
+        self.stop();
+    }
+
     fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
@@ -571,12 +640,55 @@ impl Drop for Envoy {
 /// Fills the template's placeholders (each with a JSON value, valid YAML flow scalar), all but
 /// `@IDP_PORT@`, which [`Envoy::try_start_full`] fills.
 pub fn render(template: &str, wasm: &Path, plugin_config: &Value, upstream_port: u16) -> String {
+    render_with(template, wasm, plugin_config, upstream_port, &[])
+}
+
+/// [`render`], then every `(placeholder, text)` of `extra` (placeholder with its `@`s, e.g.
+/// `@IDP_PORT@`; text already valid YAML at that spot, e.g. a JSON value).
+pub fn render_with(
+    template: &str,
+    wasm: &Path,
+    plugin_config: &Value,
+    upstream_port: u16,
+    extra: &[(&str, String)],
+) -> String {
     let wasm = Value::String(wasm.display().to_string()).to_string();
     let config = Value::String(plugin_config.to_string()).to_string();
-    template
+    let mut text = template
         .replace("@WASM_PATH@", &wasm)
         .replace("@PLUGIN_CONFIG@", &config)
-        .replace("@UPSTREAM_PORT@", &upstream_port.to_string())
+        .replace("@UPSTREAM_PORT@", &upstream_port.to_string());
+    for (name, value) in extra {
+        text = text.replace(name, value);
+    }
+    text
+}
+
+/// The first `@NAME@` placeholder (capitals, digits, `_`) of `template`, outside comment lines,
+/// that neither [`render`] nor the caller (`extra`, names with their `@`s) fills.
+fn unfilled_placeholder(template: &str, extra: &[&str]) -> Option<String> {
+    let filled = |name: &str| {
+        ["@WASM_PATH@", "@PLUGIN_CONFIG@", "@UPSTREAM_PORT@"].contains(&name)
+            || extra.contains(&name)
+    };
+    for line in template.lines() {
+        if line.trim_start().starts_with('#') {
+            continue;
+        }
+        let mut rest = line;
+        while let Some(start) = rest.find('@') {
+            let after = &rest[start + 1..];
+            let name_len = after
+                .find(|c: char| !(c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_'))
+                .unwrap_or(after.len());
+            let name = format!("@{}@", &after[..name_len]);
+            if name_len > 0 && after[name_len..].starts_with('@') && !filled(&name) {
+                return Some(name);
+            }
+            rest = after;
+        }
+    }
+    None
 }
 
 /// Renders `envoy/test-lds-listener.yaml.tmpl` into `path`.
