@@ -53,6 +53,9 @@ pub struct InsertOutcome {
     pub inserted: bool,
     /// Entries counted after the insert, when this insert added one.
     pub count_after: Option<u32>,
+    /// The stored set changed (an entry added, or a later cutoff or expiry merged in): a
+    /// remembered live session must be looked at again.
+    pub changed: bool,
 }
 
 /// What to do when the id is already present.
@@ -198,6 +201,7 @@ impl BucketedSet {
                     return Ok(InsertOutcome {
                         inserted: false,
                         count_after: None,
+                        changed: false,
                     })
                 }
                 Some(found)
@@ -207,6 +211,7 @@ impl BucketedSet {
                     return Ok(InsertOutcome {
                         inserted: false,
                         count_after: None,
+                        changed: false,
                     });
                 }
                 Some(found) => {
@@ -239,6 +244,7 @@ impl BucketedSet {
             return Ok(InsertOutcome {
                 inserted,
                 count_after: if inserted { *reserved } else { None },
+                changed: true,
             });
         }
         Err(InsertError::Store("too many concurrent writers".into()))
@@ -409,7 +415,8 @@ mod tests {
             out,
             InsertOutcome {
                 inserted: true,
-                count_after: Some(1)
+                count_after: Some(1),
+                changed: true,
             }
         );
         assert_eq!(set.find(&store, 7, 150).unwrap().unwrap().cutoff, 100);

@@ -192,7 +192,8 @@ impl RevocationStore {
 
     /// Applies a revocation another Envoy of the fleet accepted (merged like a local one;
     /// an expired entry is skipped). The caller bumps the generation once per batch.
-    /// Returns whether the entry was new here.
+    /// Returns whether the store changed (a new entry, or a later cutoff or expiry): only
+    /// then must workers look at remembered sessions again.
     pub fn apply(
         &self,
         store: &dyn SharedStore,
@@ -204,7 +205,7 @@ impl RevocationStore {
         }
         self.revocations
             .insert(store, entry, OnExisting::Merge, now)
-            .map(|outcome| outcome.inserted)
+            .map(|outcome| outcome.changed)
     }
 
     /// The store's generation: changes whenever a revocation is written.
@@ -338,6 +339,42 @@ mod tests {
             sid: sid.map(Into::into),
             iat,
         }
+    }
+
+    #[test]
+    fn applying_a_fleet_entry_reports_only_real_changes() {
+        let (rules, store) = setup(3600);
+        let entry = Entry {
+            id: 42,
+            cutoff: 100,
+            expires_at: 5000,
+        };
+        assert_eq!(rules.apply(&store, entry, 1000), Ok(true), "new");
+        assert_eq!(rules.apply(&store, entry, 1000), Ok(false), "an echo");
+        let later = Entry {
+            cutoff: 200,
+            ..entry
+        };
+        assert_eq!(rules.apply(&store, later, 1000), Ok(true), "a later cutoff");
+        let expired = Entry {
+            id: 43,
+            cutoff: 0,
+            expires_at: 999,
+        };
+        assert_eq!(
+            rules.apply(&store, expired, 1000),
+            Ok(false),
+            "expired: skipped"
+        );
+        assert_eq!(
+            rules
+                .revocations()
+                .find(&store, 42, 1000)
+                .ok()
+                .flatten()
+                .map(|e| e.cutoff),
+            Some(200)
+        );
     }
 
     #[test]

@@ -324,6 +324,43 @@ fn with_etcd_down_logouts_are_enforced_here_queued_and_delivered_when_it_returns
 }
 
 #[test]
+fn a_logout_whose_idp_hung_up_before_etcd_answered_still_reaches_every_envoy() {
+    let mut etcd = EtcdCluster::start(3);
+    let config = fleet_config("/t8/");
+    let a = Envoy::start_fleet(&config, &etcd);
+    let b = Envoy::start_fleet(&config, &etcd);
+    wait_synced(&a, "A");
+    wait_synced(&b, "B");
+    let mut c = Checks::new();
+    // etcd hangs: A's transaction waits (call_timeout_ms is 2 s) and the IdP gives up first.
+    etcd.pause_all();
+    let session = quick_session("hung-up", 0);
+    let request =
+        Request::post(BACKCHANNEL_PATH).form(&[("logout_token", &quick_logout_token(&session))]);
+    let mut stream = http::connect(a.port).unwrap();
+    std::io::Write::write_all(&mut stream, &request.to_bytes(a.port)).unwrap();
+    let logged = poll(Duration::from_secs(10), || {
+        a.bcl_stat("bcl.logout.accepted") >= 1
+    });
+    c.check(logged, || "A never accepted the logout".into());
+    drop(stream);
+    let queued = poll(Duration::from_secs(10), || {
+        a.log()
+            .contains("the back-channel request ended before etcd answered")
+    });
+    c.check(queued, || {
+        format!(
+            "A did not notice the IdP hung up; log tail:\n{}",
+            tail(&a.log(), 20)
+        )
+    });
+    check_refused_everywhere(&mut c, &a, "A enforces it at once", &session);
+    etcd.resume_all();
+    check_reaches(&mut c, &b, "B, once etcd answers again", &session);
+    c.finish("fleet: the IdP hung up while etcd was slow");
+}
+
+#[test]
 fn a_watch_resuming_from_a_compacted_revision_reloads_everything() {
     let mut etcd = EtcdCluster::start(3);
     let config = fleet_config("/t5/");

@@ -259,7 +259,11 @@ fn fleet_envoy_with_plaintext_etcd() {
     let r = envoy.send(&Request::get("/app/page"));
     assert_eq!(r.status, 200, "{}", r.summary());
     assert_eq!(r.body_str(), UPSTREAM_BODY);
-    // A session check still works (the singleton shares the filter's VM and configuration).
+    // A session check still works (the singleton shares the filter's VM and configuration),
+    // once the sync service has loaded the fleet's revocations (503 before).
+    assert!(poll(Duration::from_secs(30), || envoy
+        .bcl_stat("bcl.fleet.loaded")
+        == 1));
     let session = Session::new("fleet");
     assert_eq!(passes(&envoy, &session, 4), 4);
     // The singleton exists (its plugin's stats), next to the HTTP filter's.

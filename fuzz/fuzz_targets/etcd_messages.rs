@@ -1,6 +1,7 @@
 //! An etcd v3 response as the gRPC stream delivers it (one message, unframed): the protobuf
 //! field reader and the Range, Txn, LeaseGrant and Watch response decoders; and the request
-//! encoders fed with the same bytes as keys, read back with the field reader.
+//! encoders fed with the same bytes as keys, read back with the field reader; the revocation
+//! records of Watch events, and the same bytes as a queued logout.
 //!
 //! Input: the message. The encoders take the first half as key, the rest as value.
 #![no_main]
@@ -10,6 +11,8 @@ use envoy_backchannel_logout::fleet::etcd_api::{
     prefix_range_end, range_request, txn_request, watch_create_request, Put,
 };
 use envoy_backchannel_logout::fleet::protobuf::{Reader, Value, Writer};
+use envoy_backchannel_logout::fleet::record::{decode_revocation, revocation_key};
+use envoy_backchannel_logout::fleet::write::FleetWrite;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -31,8 +34,19 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(range) = range {
         assert!(range.kvs.len() <= data.len() / 2);
     }
-    if let Ok(watch) = watch {
+    if let Ok(watch) = &watch {
         assert!(watch.events.len() <= data.len() / 2);
+        // Every key and value of a Watch event, as the sync service reads them.
+        for event in &watch.events {
+            if let Ok(record) = decode_revocation("/p/", &event.kv.key, &event.kv.value) {
+                let key = revocation_key("/p/", &record.entry);
+                assert_eq!(key, event.kv.key);
+            }
+        }
+    }
+    // A queued logout as the sync service takes it from the shared queue.
+    if let Some(write) = FleetWrite::decode(data) {
+        assert_eq!(FleetWrite::decode(&write.encode()), Some(write));
     }
 
     encoders(data);

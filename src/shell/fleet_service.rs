@@ -216,6 +216,12 @@ impl FleetService {
             self.metrics
                 .set_lag_ms(wall_ms.saturating_sub(record.written_ms));
         }
+        // Echoes of this Envoy's own writes change nothing: the workers' memory of live
+        // sessions stays valid.
+        if !changed {
+            self.metrics.applied(applied);
+            return;
+        }
         if let Err(error) = self.runtime.rules.bump_generation(&EnvoySharedData) {
             log(
                 LogLevel::Error,

@@ -35,6 +35,13 @@ impl HttpFilter {
 }
 
 impl Context for HttpFilter {
+    fn on_done(&mut self) -> bool {
+        if let (Some(runtime), Some(logout)) = (self.runtime.clone(), self.logout.as_mut()) {
+            logout.on_stream_done(&runtime, self.context_id);
+        }
+        true
+    }
+
     fn on_grpc_call_response(&mut self, token_id: u32, status_code: u32, response_size: usize) {
         if let (Some(runtime), Some(logout)) = (self.runtime.clone(), self.logout.as_mut()) {
             logout.on_grpc_response(

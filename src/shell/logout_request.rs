@@ -96,6 +96,26 @@ impl LogoutRequest {
         }
     }
 
+    /// The stream ends (the IdP went away, or Envoy reset it) while etcd has not answered:
+    /// Envoy cancels the call, so the logout, in force here already, goes to the queue: the
+    /// sync service writes it (again, if etcd took it after all: a put is idempotent).
+    pub fn on_stream_done(&mut self, runtime: &Runtime, context_id: u32) {
+        if let Some(pending) = self.waiting_for_fleet.take() {
+            let queued = queue_for_fleet(runtime, &pending.write);
+            log(
+                LogLevel::Warn,
+                &format!(
+                    "fleet: the back-channel request ended before etcd answered; the logout (in force here) {} [ctx {context_id}]",
+                    if queued {
+                        "was queued for the fleet"
+                    } else {
+                        "could not be queued: the other Envoys will not learn of it"
+                    }
+                ),
+            );
+        }
+    }
+
     /// Sends an accepted logout to etcd (fleet mode); answers when it is done.
     fn replicate(&mut self, runtime: &Runtime, recorded: &Recorded, context_id: u32) -> Action {
         let Some(fleet) = &runtime.config.fleet else {

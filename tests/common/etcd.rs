@@ -265,6 +265,28 @@ impl EtcdCluster {
         self.restart_members(&[i]);
     }
 
+    /// Freezes every running member (SIGSTOP): connections stay open, nothing answers, the way a
+    /// hung or partitioned etcd looks to a client. [`EtcdCluster::resume_all`] undoes it.
+    pub fn pause_all(&mut self) {
+        self.signal_all("-STOP");
+    }
+
+    /// Lets frozen members run again (SIGCONT).
+    pub fn resume_all(&mut self) {
+        self.signal_all("-CONT");
+    }
+
+    fn signal_all(&mut self, signal: &str) {
+        for m in &self.members {
+            if let Some(child) = &m.child {
+                let _ = std::process::Command::new("kill")
+                    .arg(signal)
+                    .arg(child.id().to_string())
+                    .status();
+            }
+        }
+    }
+
     /// SIGKILLs every running member.
     pub fn kill_all(&mut self) {
         for i in 0..self.members.len() {
