@@ -22,6 +22,16 @@
 #   BCL_JWKS_PUBLIC_FILE=<repo>/idp/dev-keys/jwks.public.json   (inline mode)
 #   BCL_KEY_SOURCE            overrides the whole key-source line (JSON members, no trailing comma)
 #   BCL_JWKS_REFRESH_SECONDS=300  BCL_JWKS_MIN_REFETCH_SECONDS=30
+# Fleet mode (revocations shared through etcd; docs/FLEET-DEPLOY.md):
+#   WITH_FLEET=0              1 adds the plugin's "fleet" block, the etcd cluster and the singleton
+#                             sync service (the lines between "# @if WITH_FLEET" and "# @endif")
+#   ETCD_MEMBERS=127.0.0.1:2379   the etcd members' client addresses, host:port,host:port,...
+#                             (rendered as ETCD_LB_ENDPOINTS, which overrides it when set)
+#   ETCD_TLS=1                mTLS to etcd with the three files below; 0 = plaintext
+#   ETCD_CA_FILE=<repo>/.run/fleet-certs/ca.pem   ETCD_CLIENT_CERT_FILE=<...>/client.pem
+#   ETCD_CLIENT_KEY_FILE=<...>/client-key.pem     (scripts/fleet-certs.sh makes them)
+#   FLEET_KEY_PREFIX=/backchannel-logout/  FLEET_CALL_TIMEOUT_MS=1000
+#   FLEET_SESSIONS_BEFORE_LOADED=refuse   refuse | allow
 set -eu
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -59,6 +69,39 @@ fi
 : "${BCL_JWKS_REFRESH_SECONDS:=300}"
 : "${BCL_JWKS_MIN_REFETCH_SECONDS:=30}"
 
+: "${WITH_FLEET:=0}"
+: "${ETCD_MEMBERS:=127.0.0.1:2379}"
+: "${ETCD_TLS:=1}"
+: "${ETCD_CA_FILE:=$repo/.run/fleet-certs/ca.pem}"
+: "${ETCD_CLIENT_CERT_FILE:=$repo/.run/fleet-certs/client.pem}"
+: "${ETCD_CLIENT_KEY_FILE:=$repo/.run/fleet-certs/client-key.pem}"
+: "${FLEET_KEY_PREFIX:=/backchannel-logout/}"
+: "${FLEET_CALL_TIMEOUT_MS:=1000}"
+: "${FLEET_SESSIONS_BEFORE_LOADED:=refuse}"
+
+if [ "$WITH_FLEET" = 1 ] && [ "$WITH_WASM" = 0 ]; then
+  echo "render.sh: WITH_FLEET=1 needs the filter (WITH_WASM=1)" >&2
+  exit 2
+fi
+if [ -z "${ETCD_LB_ENDPOINTS:-}" ]; then
+  # host:port,host:port -> a flow-style YAML list of lb_endpoints
+  ETCD_LB_ENDPOINTS=""
+  rest=$ETCD_MEMBERS,
+  while [ -n "$rest" ]; do
+    member=${rest%%,*}
+    rest=${rest#*,}
+    [ -n "$member" ] || continue
+    host=${member%:*}
+    port=${member##*:}
+    case "$member" in *:*) ;; *) host="" ;; esac
+    case "$port" in '' | *[!0-9]*) host="" ;; esac
+    [ -n "$host" ] || { echo "render.sh: ETCD_MEMBERS: \"$member\" is not host:port" >&2; exit 2; }
+    ETCD_LB_ENDPOINTS="${ETCD_LB_ENDPOINTS:+$ETCD_LB_ENDPOINTS, }{ endpoint: { address: { socket_address: { address: $host, port_value: $port } } } }"
+  done
+  [ -n "$ETCD_LB_ENDPOINTS" ] || { echo "render.sh: ETCD_MEMBERS is empty" >&2; exit 2; }
+  ETCD_LB_ENDPOINTS="[$ETCD_LB_ENDPOINTS]"
+fi
+
 if [ -z "${BCL_KEY_SOURCE:-}" ]; then
   case "$BCL_KEY_SOURCE_MODE" in
     jwks_uri) BCL_KEY_SOURCE="\"jwks_uri\": \"$IDP_ISSUER/jwks\", \"cluster\": \"idp\"" ;;
@@ -73,7 +116,9 @@ fi
 
 export LISTEN_ADDRESS LISTEN_PORT ADMIN_ADDRESS ADMIN_PORT IDP_ISSUER IDP_HOST IDP_PORT APP_HOST \
   APP_PORT CLIENT_ID CLIENT_SECRET HMAC_SECRET API_AUDIENCE REDIRECT_URI WASM_PATH WITH_WASM WITH_HOLD_ROUTER BCL_KEY_SOURCE \
-  BCL_JWKS_REFRESH_SECONDS BCL_JWKS_MIN_REFETCH_SECONDS
+  BCL_JWKS_REFRESH_SECONDS BCL_JWKS_MIN_REFETCH_SECONDS WITH_FLEET ETCD_TLS ETCD_LB_ENDPOINTS \
+  ETCD_CA_FILE ETCD_CLIENT_CERT_FILE ETCD_CLIENT_KEY_FILE FLEET_KEY_PREFIX FLEET_CALL_TIMEOUT_MS \
+  FLEET_SESSIONS_BEFORE_LOADED
 
 awk '
   # "# @if NAME" ... "# @endif NAME": the lines between are dropped when NAME is "0"

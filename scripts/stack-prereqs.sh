@@ -3,6 +3,7 @@
 #   ensure_node       node >= 20 and npm on PATH
 #   ensure_npm DIR    npm ci in DIR when its node_modules is missing or older than package-lock.json
 #   ensure_chromium   /usr/bin/chromium (Debian package)
+#   ensure_etcd       etcd v3 (Debian's etcd-server, /usr/bin/etcd), sets ETCD_BIN (fleet demo)
 #   build_wasm        cargo build --release --target wasm32-wasip1, sets BCL_WASM
 # Expects to run from the repository root.
 
@@ -51,6 +52,18 @@ ensure_chromium() {
     say "installing Debian's chromium"
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
   fi
+}
+
+ensure_etcd() {
+  if [ -n "${ETCD_BIN:-}" ] && [ -x "$ETCD_BIN" ]; then return 0; fi
+  if ! command -v etcd >/dev/null 2>&1; then
+    # Debian's etcd-server (3.4). On a host with systemd it also enables an etcd service on
+    # 127.0.0.1:2379; the fleet demo runs its own members on free ports, beside it.
+    say "etcd missing: installing Debian's etcd-server"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq etcd-server >/dev/null
+  fi
+  ETCD_BIN=$(command -v etcd)
+  export ETCD_BIN
 }
 
 build_wasm() {

@@ -1,6 +1,8 @@
 // docker-compose.yml: `docker-compose config` passes, and the demo profile's Envoy environment
 // renders envoy/envoy-demo.yaml.tmpl (the template the native demo and these tests use) to a
-// configuration that Envoy 1.40 validates. No Docker engine is needed (none runs here).
+// configuration that Envoy 1.40 validates; the same for the "fleet" profile (three etcd members,
+// the IdP posting to Envoy A, browsers on Envoy B; both Envoys' configs with the fleet block,
+// the etcd cluster over mTLS and the singleton). No Docker engine is needed (none runs here).
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -52,22 +54,80 @@ test('the demo profile\'s Envoy environment renders the shared template to a val
   assert.equal(env.APP_HOST, 'demo-app');
   const dir = mkdtempSync(join(tmpdir(), 'bcl-e2e-compose-'));
   try {
-    // the files the container mounts under /srv live in the repository here
-    const local = {
-      ...env,
-      WASM_PATH: env.WASM_PATH.replace(/^\/srv\/wasm\//, `${join(WASM_PATH, '..')}/`),
-      BCL_JWKS_PUBLIC_FILE: env.BCL_JWKS_PUBLIC_FILE.replace(/^\/srv\//, `${REPO}/`),
-    };
     for (const mode of ['jwks_uri', 'discovery', 'inline']) {
-      const rendered = spawnSync('sh', [join(REPO, 'envoy/render.sh')], {
-        encoding: 'utf8', env: { PATH: process.env.PATH, ...local, BCL_KEY_SOURCE_MODE: mode },
-      });
-      assert.equal(rendered.status, 0, rendered.stderr);
-      const file = join(dir, `envoy-${mode}.yaml`);
-      writeFileSync(file, rendered.stdout);
-      const validate = spawnSync(envoyBinary(), ['--mode', 'validate', '-c', file, '--log-level', 'warn'], { encoding: 'utf8' });
-      assert.equal(validate.status, 0, `${mode}: ${validate.stdout}${validate.stderr}`);
-      assert.match(validate.stdout + validate.stderr, /OK/);
+      const yaml = renderAndValidate({ ...env, BCL_KEY_SOURCE_MODE: mode }, dir, mode);
+      assert.doesNotMatch(yaml, /^\s*root_id: backchannel_logout_fleet$/m, 'no fleet singleton outside the fleet profile');
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+/** Renders the template with a container's environment (the files the container mounts under
+ * /srv and /certs mapped to local ones) and has Envoy validate the result; returns the YAML. */
+function renderAndValidate(env, dir, name, certDir) {
+  const local = {
+    ...env,
+    WASM_PATH: env.WASM_PATH.replace(/^\/srv\/wasm\//, `${join(WASM_PATH, '..')}/`),
+    BCL_JWKS_PUBLIC_FILE: env.BCL_JWKS_PUBLIC_FILE.replace(/^\/srv\//, `${REPO}/`),
+  };
+  for (const key of ['ETCD_CA_FILE', 'ETCD_CLIENT_CERT_FILE', 'ETCD_CLIENT_KEY_FILE']) {
+    if (local[key]) local[key] = local[key].replace(/^\/certs\//, `${certDir}/`);
+  }
+  const rendered = spawnSync('sh', [join(REPO, 'envoy/render.sh')], {
+    encoding: 'utf8', env: { PATH: process.env.PATH, ...local },
+  });
+  assert.equal(rendered.status, 0, rendered.stderr);
+  const file = join(dir, `envoy-${name}.yaml`);
+  writeFileSync(file, rendered.stdout);
+  const validate = spawnSync(envoyBinary(), ['--mode', 'validate', '-c', file, '--log-level', 'warn'], { encoding: 'utf8' });
+  assert.equal(validate.status, 0, `${name}: ${validate.stdout}${validate.stderr}`);
+  assert.match(validate.stdout + validate.stderr, /OK/);
+  return rendered.stdout;
+}
+
+const FLEET_SERVICES = ['etcd-1', 'etcd-2', 'etcd-3', 'fleet-idp', 'fleet-envoy-a', 'fleet-envoy-b'];
+
+test('the fleet profile: three etcd members, the IdP posting to Envoy A, browsers on Envoy B', { skip }, () => {
+  run(['--profile', 'fleet', 'config', '-q']);
+  const services = run(['--profile', 'fleet', 'config', '--services']).trim().split('\n');
+  for (const service of FLEET_SERVICES) assert.ok(services.includes(service), `service ${service} in the fleet profile`);
+  const config = run(['--profile', 'fleet', 'config']);
+  const idp = serviceEnvironment(config, 'fleet-idp');
+  const a = serviceEnvironment(config, 'fleet-envoy-a');
+  const b = serviceEnvironment(config, 'fleet-envoy-b');
+  // the IdP's back-channel URI is Envoy A's listener; its browser-facing app URL is Envoy B's
+  assert.equal(idp.BACKCHANNEL_URL, `http://fleet-envoy-a:${a.LISTEN_PORT}/bff/backchannel`);
+  assert.ok(config.includes(`127.0.0.1:${new URL(idp.DEMO_APP_URL).port}:${b.LISTEN_PORT}`), 'B publishes the app URL');
+  for (const env of [a, b]) {
+    assert.equal(env.WITH_FLEET, '1');
+    assert.equal(env.ETCD_MEMBERS, 'etcd-1:2379,etcd-2:2379,etcd-3:2379');
+    assert.equal(env.IDP_ISSUER, idp.IDP_ISSUER);
+  }
+  assert.equal(a.HMAC_SECRET, b.HMAC_SECRET, 'one HMAC secret: the oauth2 cookies pass on both Envoys');
+  for (const member of ['etcd-1', 'etcd-2', 'etcd-3']) {
+    const env = serviceEnvironment(config, member);
+    assert.equal(env.ETCD_NAME, member);
+    assert.equal(env.ETCD_CLIENT_CERT_AUTH, 'true', `${member} requires client certificates`);
+    assert.match(env.ETCD_LISTEN_CLIENT_URLS, /^https:/);
+  }
+});
+
+test('the fleet Envoys\' environment renders a valid Envoy config: fleet block, etcd cluster (mTLS), singleton', { skip }, () => {
+  const config = run(['--profile', 'fleet', 'config']);
+  const dir = mkdtempSync(join(tmpdir(), 'bcl-e2e-compose-fleet-'));
+  try {
+    const certs = join(dir, 'certs');
+    const made = spawnSync('bash', [join(REPO, 'scripts/fleet-certs.sh'), certs], { encoding: 'utf8' });
+    assert.equal(made.status, 0, made.stderr);
+    for (const service of ['fleet-envoy-a', 'fleet-envoy-b']) {
+      const yaml = renderAndValidate(serviceEnvironment(config, service), dir, service, certs);
+      assert.match(yaml, /"fleet": \{\s*"etcd_cluster": "etcd"/);
+      assert.match(yaml, /root_id: backchannel_logout_fleet/);
+      assert.match(yaml, /vm_config: \*bcl_vm_config/);
+      assert.match(yaml, /value: \*bcl_plugin_config/);
+      assert.match(yaml, /UpstreamTlsContext/);
+      assert.match(yaml, /address: etcd-3, port_value: 2379/);
     }
   } finally {
     rmSync(dir, { recursive: true, force: true });
