@@ -14,6 +14,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 ENVOY_VERSION=1.40.0
 # Python's HTTP/2 library, for the tests' raw HTTP/2 client (tests/tools/h2_client.py).
 H2_VERSION=4.3.0
+PYYAML_VERSION=6.0.2
 say() { echo "setup: $*"; }
 
 # ---- Rust toolchain ------------------------------------------------------------------------
@@ -81,6 +82,13 @@ envoy_version=$("$envoy_bin" --version 2>&1 || true)
 if [[ "$envoy_version" != *"/${ENVOY_VERSION}/"* ]]; then
   echo "setup: $envoy_bin is not Envoy ${ENVOY_VERSION}: $envoy_version" >&2
   exit 1
+fi
+
+# ---- PyYAML in the same virtualenv (deploy/kubernetes/check-examples.py, the e2e test of the
+# Kubernetes examples) ----------------------------------------------------------------------------
+if ! .venv/bin/python -c "import yaml, sys; sys.exit(yaml.__version__ != '${PYYAML_VERSION}')" >/dev/null 2>&1; then
+  say "installing PyYAML==${PYYAML_VERSION} into .venv"
+  .venv/bin/python -m pip install --quiet --disable-pip-version-check "PyYAML==${PYYAML_VERSION}"
 fi
 
 # ---- h2 in the same virtualenv (tests/tools/h2_client.py) -------------------------------------

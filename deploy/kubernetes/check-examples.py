@@ -14,8 +14,8 @@
     example, put in a bootstrap of their own (files mapped to local ones), pass
     `envoy --mode validate`.
 
-  python3 deploy/kubernetes/check-examples.py
-Needs PyYAML (python3 -m pip install pyyaml; not a dependency of the project). Environment:
+  .venv/bin/python deploy/kubernetes/check-examples.py
+Needs PyYAML (scripts/setup.sh installs it into .venv: run it with .venv/bin/python). Environment:
 BCL_CHECK_CONFIG (the bcl-check-config binary; default: cargo run -q --bin bcl-check-config),
 ENVOY_BIN (skip the Envoy validation when unset), BCL_WASM (the module for the validation).
 """
