@@ -3,7 +3,7 @@
 //! answers back, applies the revocations it is handed and logs the transitions.
 //!
 //! ```text
-//!   Down --tick--> Loading (paged Range at one revision) --last page--> Watching
+//!   Down --tick--> Loading (paged Range at one revision, by slice) --last page--> Watching
 //!    ^                 |                                                  |
 //!    +---- failure ----+---------- stream closed / canceled -------------+
 //!   Watching --compacted--> Loading (full reload, the store stays loaded)
@@ -16,7 +16,8 @@ use super::etcd_api::{
     range_request, watch_create_request, EventKind, RangeResponse, WatchResponse,
 };
 use super::record::{
-    decode_revocation, revocations_key_start, revocations_range_end, FleetRevocation,
+    decode_revocation, revocation_slice_end, revocation_slice_of, revocation_slice_start,
+    revocations_key_start, revocations_range_end, FleetRevocation, REVOCATION_SLICES,
 };
 
 /// First retry delay after a failure; doubles up to [`MAX_BACKOFF_MS`].
@@ -36,10 +37,12 @@ pub enum Command {
 enum Phase {
     /// Not connected; try again at `retry_at_ms`.
     Down { retry_at_ms: u64 },
-    /// Reading the revocations page by page, all at `revision` (0 until the first page).
+    /// Reading the revocations page by page, all at `revision` (0 until the first page):
+    /// first the whole range, and when it does not fit one page, slice by slice from the
+    /// slice the first page ended in (see [`REVOCATION_SLICES`]).
     Loading {
         revision: i64,
-        next_key: Vec<u8>,
+        slice: Option<u16>,
         loaded_so_far: u64,
         started_ms: u64,
     },
@@ -139,7 +142,7 @@ impl FleetSync {
         let end = revocations_range_end(&self.prefix);
         self.phase = Phase::Loading {
             revision: 0,
-            next_key: start.clone(),
+            slice: None,
             loaded_so_far: 0,
             started_ms: now_ms,
         };
@@ -174,7 +177,7 @@ impl FleetSync {
     pub fn on_range(&mut self, page: &RangeResponse, now_ms: u64) -> Step {
         let Phase::Loading {
             revision,
-            next_key: _,
+            slice,
             loaded_so_far,
             started_ms,
         } = &self.phase
@@ -186,6 +189,7 @@ impl FleetSync {
         } else {
             *revision
         };
+        let (slice, started_ms) = (*slice, *started_ms);
         let mut step = Step::default();
         for kv in &page.kvs {
             match decode_revocation(&self.prefix, &kv.key, &kv.value) {
@@ -194,21 +198,32 @@ impl FleetSync {
             }
         }
         let loaded_so_far = loaded_so_far.saturating_add(step.apply.len() as u64);
-        let started_ms = *started_ms;
         let last_key = page.kvs.last().map(|kv| kv.key.clone());
-        match last_key.filter(|_| page.more) {
-            Some(mut key) => {
-                // The next page starts just after the last key read.
+        // The next page: the rest of this slice (or of the slice the first, unsliced page
+        // ended in), else the next slice, else done.
+        let next = match (last_key.filter(|_| page.more), slice) {
+            (Some(mut key), _) => {
+                let current = slice.unwrap_or_else(|| revocation_slice_of(&self.prefix, &key));
                 key.push(0);
+                Some((current, key))
+            }
+            (None, Some(current)) if current + 1 < REVOCATION_SLICES => Some((
+                current + 1,
+                revocation_slice_start(&self.prefix, current + 1),
+            )),
+            (None, _) => None,
+        };
+        match next {
+            Some((slice, key)) => {
                 step.command = Some(Command::Range(range_request(
                     &key,
-                    &revocations_range_end(&self.prefix),
+                    &revocation_slice_end(&self.prefix, slice),
                     self.page_size,
                     revision,
                 )));
                 self.phase = Phase::Loading {
                     revision,
-                    next_key: key,
+                    slice: Some(slice),
                     loaded_so_far,
                     started_ms,
                 };
@@ -387,13 +402,47 @@ mod tests {
         let mut sync = FleetSync::new(PREFIX, 2);
         let step = sync.on_tick(0);
         assert!(matches!(step.command, Some(Command::Range(_))));
+        // The whole range does not fit one page: the rest is read slice by slice, starting
+        // with the rest of the slice the first page ended in (ids 1 and 2: slice 0).
         let step = sync.on_range(&page(&[1, 2], 40, true), 5);
         assert_eq!(step.apply.len(), 2);
-        assert!(matches!(step.command, Some(Command::Range(_))));
+        let mut after = kv(2, 2).key;
+        after.push(0);
+        assert_eq!(
+            step.command,
+            Some(Command::Range(range_request(
+                &after,
+                &revocation_slice_end(PREFIX, 0),
+                2,
+                40
+            )))
+        );
         assert!(!sync.is_loaded());
         // Later pages carry their own header revision; the load's revision stays 40.
         let step = sync.on_range(&page(&[3], 45, false), 9);
         assert_eq!(step.apply.len(), 1);
+        assert_eq!(
+            step.command,
+            Some(Command::Range(range_request(
+                &revocation_slice_start(PREFIX, 1),
+                &revocation_slice_end(PREFIX, 1),
+                2,
+                40
+            )))
+        );
+        let mut ranges = 0;
+        let step = loop {
+            let step = sync.on_range(&page(&[], 46, false), 9);
+            match step.command {
+                Some(Command::Range(_)) => ranges += 1,
+                _ => break step,
+            }
+        };
+        assert_eq!(
+            ranges,
+            usize::from(REVOCATION_SLICES) - 2,
+            "slices 1 to 254, then 255 ends it"
+        );
         assert!(step.became_loaded);
         assert_eq!(sync.revision(), 40);
         assert_eq!(
@@ -413,6 +462,15 @@ mod tests {
         assert!(sync.is_connected());
         // `created` says nothing about events delivered: the revision stays.
         assert_eq!(sync.revision(), 40);
+    }
+
+    #[test]
+    fn a_range_that_fits_one_page_is_the_whole_load() {
+        let mut sync = FleetSync::new(PREFIX, 100);
+        sync.on_tick(0);
+        let step = sync.on_range(&page(&[1, 2, 3], 7, false), 1);
+        assert!(step.became_loaded);
+        assert!(matches!(step.command, Some(Command::OpenWatch(_))));
     }
 
     #[test]
