@@ -522,7 +522,7 @@ def tp_text(t):
     return (f"{t['per_s']:,.0f} logouts/s ({t['accepted']:,}/{t['sent']:,} accepted"
             + (f", others {bad} {t['codes']}" if bad else "")
             + f", {t['connections']} connections); latency p50 {t['p50_us'] / 1000:.1f} / p99 {t['p99_us'] / 1000:.1f} ms; "
-            f"Envoy {cpu:.0f} µs CPU/logout, {share * 100:.0f} % of its core (CPU {envoy_cpu}); "
+            f"Envoy {cpu:.0f} µs CPU/logout (one core's worth: {1e6 / cpu:,.0f}/s), {share * 100:.0f} % of its core (CPU {envoy_cpu}); "
             f"etcd's 3 members {t['etcd_cpu_ticks'] * 1e6 / int(tick) / max(t['sent'], 1):.0f} µs CPU/logout; "
             f"CPU {load_cpu} (etcd, bcl_load, anything else) {t['load_cpu_busy'] * 100:.0f} % busy")
 if "fleet" in tp:
