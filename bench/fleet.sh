@@ -7,20 +7,22 @@
 # into .venv; etcd 3.4 is Debian's etcd-server, /usr/bin/etcd):
 #
 #   cargo build --release --target wasm32-wasip1   # or BUILD=1 below
-#   bench/fleet.sh            # everything: about 8 minutes on 2 cores (the 1,000,000 restart: 5 of them)
-#   bench/fleet.sh --quick    # the same without the 1,000,000-revocation restart: about 3 minutes
+#   bench/fleet.sh            # everything: 5 to 8 min on 2 cores (the 1,000,000 restart: 4 to 5)
+#   bench/fleet.sh --quick    # the same without the 1,000,000-revocation restart: about 1.5 minutes
 #   KEEP=1 bench/fleet.sh     # keep the run directory (configs, Envoy and etcd logs, JSON)
 #
-# What it measures, on 127.0.0.1 with a fresh 3-member etcd cluster (default flags; data on
-# ETCD_DIR, the disk by default) and the plugin of envoy/test-fleet.yaml.tmpl (the filter plus
-# the fleet's singleton service, key prefix /bench/):
+# What it measures, on 127.0.0.1 with a fresh 3-member etcd cluster for each part (default
+# flags; data under ETCD_DIR, the disk by default) and Envoys from envoy/test-fleet.yaml.tmpl
+# (the filter plus the fleet's singleton service, key prefix /bench/). Results: bench/RESULTS.md.
+# bench/etcd-lease-expiry.sh shows why each part gets its own etcd (etcd 3.4's read buffer).
 #   1. Propagation: three Envoys (--concurrency 1 each). examples/fleet_probe.rs (propagate)
-#      sends each of PROP_RATES logouts/s for PROP_SECONDS, round robin (logout n to Envoy n % 3, EdDSA,
-#      pre-signed) and after each 200 polls the two other Envoys with that session's IdToken
-#      cookie (a navigation request: 302 once refused, 200 from the upstream while live) every
-#      POLL_US until both refuse it. Reports p50/p90/p99/max of the time from the 200 to the
-#      first 302 (an upper bound by at most one poll round), both Envoys together and apart, how
-#      many never refused within 5 s, and the rate achieved. Goal: p99 <= 10 ms at 1,000/s.
+#      sends each of PROP_RATES logouts/s for PROP_SECONDS, round robin (logout n to Envoy n % 3,
+#      EdDSA, pre-signed) and after each 200 polls the two other Envoys with that session's
+#      IdToken cookie (a navigation request: 302 once refused, 200 from the upstream while live)
+#      every POLL_US until both refuse it. Reports p50/p90/p99/max of the time from the 200 to the
+#      first 302 read (an upper bound; the last poll still let through gives a lower bound), both
+#      Envoys together and apart, how many never refused within 5 s, the poll round trip and the
+#      rate achieved. Goal: p99 <= 10 ms at 1,000/s.
 #   2. Logout throughput through etcd: LOGOUTS pre-signed RS256 tokens POSTed by
 #      examples/bcl_load.rs over LOGOUT_CONNECTIONS keep-alive connections to one Envoy
 #      (--concurrency 1, pinned to ENVOY_CPU; bcl_load and the etcd members on LOAD_CPU), every
