@@ -36,14 +36,16 @@
 #[path = "../tests/common/jws.rs"]
 mod jws;
 
+#[path = "support/keep_alive.rs"]
+mod keep_alive;
+use keep_alive::Conn;
+
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use jws::{Alg, ExampleKeys};
 use serde_json::json;
@@ -157,118 +159,18 @@ fn split_url(url: &str) -> Result<(String, String), String> {
     Ok((authority.to_string(), path.to_string()))
 }
 
-/// One keep-alive HTTP/1.1 connection.
-struct Conn {
-    authority: String,
-    stream: Option<(TcpStream, BufReader<TcpStream>)>,
-}
-
 /// The answer to one POST: status and the `error_description` code, if any.
 struct Answer {
     status: u16,
     code: Option<String>,
 }
 
-impl Conn {
-    fn new(authority: &str) -> Self {
-        Conn {
-            authority: authority.to_string(),
-            stream: None,
-        }
-    }
-
-    fn connect(&mut self) -> std::io::Result<()> {
-        let s = TcpStream::connect(&self.authority)?;
-        s.set_nodelay(true)?;
-        s.set_read_timeout(Some(Duration::from_secs(30)))?;
-        let r = BufReader::with_capacity(16 * 1024, s.try_clone()?);
-        self.stream = Some((s, r));
-        Ok(())
-    }
-
-    /// Sends `request` and reads one answer; reconnects once if the connection was closed.
-    fn exchange(&mut self, request: &[u8]) -> std::io::Result<Answer> {
-        for attempt in 0..2 {
-            if self.stream.is_none() {
-                self.connect()?;
-            }
-            match self.try_exchange(request) {
-                Ok((answer, keep)) => {
-                    if !keep {
-                        self.stream = None;
-                    }
-                    return Ok(answer);
-                }
-                Err(e) => {
-                    self.stream = None;
-                    if attempt == 1 {
-                        return Err(e);
-                    }
-                }
-            }
-        }
-        Err(std::io::Error::other("unreachable"))
-    }
-
-    fn try_exchange(&mut self, request: &[u8]) -> std::io::Result<(Answer, bool)> {
-        let (w, r) = self.stream.as_mut().unwrap();
-        w.write_all(request)?;
-        let bad = |m: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, m.to_string());
-        let mut line = String::new();
-        if r.read_line(&mut line)? == 0 {
-            return Err(bad("connection closed"));
-        }
-        let status: u16 = line
-            .split_whitespace()
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .ok_or_else(|| bad("bad status line"))?;
-        let mut length: Option<usize> = None;
-        let mut chunked = false;
-        let mut keep = true;
-        loop {
-            line.clear();
-            if r.read_line(&mut line)? == 0 {
-                return Err(bad("connection closed in headers"));
-            }
-            let l = line.trim_end();
-            if l.is_empty() {
-                break;
-            }
-            if let Some((name, value)) = l.split_once(':') {
-                let value = value.trim();
-                match name.to_ascii_lowercase().as_str() {
-                    "content-length" => length = value.parse().ok(),
-                    "transfer-encoding" => chunked = value.eq_ignore_ascii_case("chunked"),
-                    "connection" => keep = !value.eq_ignore_ascii_case("close"),
-                    _ => {}
-                }
-            }
-        }
-        let mut body = Vec::new();
-        if chunked {
-            loop {
-                line.clear();
-                r.read_line(&mut line)?;
-                let size = usize::from_str_radix(line.trim().split(';').next().unwrap_or(""), 16)
-                    .map_err(|_| bad("bad chunk size"))?;
-                let mut chunk = vec![0; size + 2];
-                r.read_exact(&mut chunk)?;
-                if size == 0 {
-                    break;
-                }
-                body.extend_from_slice(&chunk[..size]);
-            }
-        } else if let Some(n) = length {
-            body.resize(n, 0);
-            r.read_exact(&mut body)?;
-        } else {
-            r.read_to_end(&mut body)?;
-            keep = false;
-        }
-        let code = (status != 200).then(|| error_code(&body));
-        Ok((Answer { status, code }, keep))
-    }
+/// POSTs one logout and reads the answer's status and error code.
+fn post(conn: &mut Conn, request: &[u8]) -> std::io::Result<Answer> {
+    conn.exchange(request).map(|(status, body)| Answer {
+        status,
+        code: (status != 200).then(|| error_code(&body)),
+    })
 }
 
 /// The `<code>` of `{"error_description": "<code>: <text>"}`, or `-`.
@@ -340,7 +242,7 @@ fn sender(
         };
         let request = request_bytes(&authority, &path, &token);
         let start = Instant::now();
-        match conn.exchange(&request) {
+        match post(&mut conn, &request) {
             Ok(answer) => {
                 let us = start.elapsed().as_micros().min(u128::from(u32::MAX)) as u32;
                 tally.latencies_us.push(us);

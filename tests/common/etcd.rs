@@ -685,49 +685,14 @@ fn header_revision(v: &Value) -> i64 {
         .unwrap_or_else(|| panic!("no header.revision in {v}"))
 }
 
-const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-/// Standard base64 with padding (what etcd's gateway uses for bytes; `src/base64url.rs` is the
-/// URL-safe alphabet).
+/// Standard base64 with padding (what etcd's gateway uses for bytes).
 pub fn b64_encode(data: &[u8]) -> String {
-    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
-    for chunk in data.chunks(3) {
-        let b = [
-            chunk[0],
-            chunk.get(1).copied().unwrap_or(0),
-            chunk.get(2).copied().unwrap_or(0),
-        ];
-        let n = u32::from(b[0]) << 16 | u32::from(b[1]) << 8 | u32::from(b[2]);
-        for (k, shift) in [18, 12, 6, 0].into_iter().enumerate() {
-            if k <= chunk.len() {
-                out.push(B64[(n >> shift & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
+    super::jws::b64(data)
 }
 
-/// Decodes standard base64 (padding optional). Panics on anything else: etcd sent it.
+/// Decodes the gateway's standard base64; panics on anything else (a harness bug).
 pub fn b64_decode(text: &str) -> Vec<u8> {
-    let mut out = Vec::with_capacity(text.len() / 4 * 3);
-    let mut acc = 0u32;
-    let mut bits = 0;
-    for c in text.bytes().filter(|&c| c != b'=') {
-        let v = B64
-            .iter()
-            .position(|&x| x == c)
-            .unwrap_or_else(|| panic!("not base64: {text:?}"));
-        acc = acc << 6 | v as u32;
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((acc >> bits) as u8);
-            acc &= (1 << bits) - 1;
-        }
-    }
-    out
+    super::jws::b64_decode(text).unwrap_or_else(|| panic!("not base64: {text:?}"))
 }
 
 /// Makes a CA, a server certificate (127.0.0.1, localhost) and a client certificate

@@ -300,9 +300,19 @@ pub fn id_token_claims(sid: &str, sub: &str, iat: i64) -> Value {
 }
 
 const B64URL: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
 /// base64url without padding.
 pub fn b64url(data: &[u8]) -> String {
+    encode64(data, B64URL, false)
+}
+
+/// Standard base64 with padding (what etcd's JSON gateway takes and gives for bytes).
+pub fn b64(data: &[u8]) -> String {
+    encode64(data, B64, true)
+}
+
+fn encode64(data: &[u8], alphabet: &[u8; 64], pad: bool) -> String {
     let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
     for chunk in data.chunks(3) {
         let b = [
@@ -311,9 +321,12 @@ pub fn b64url(data: &[u8]) -> String {
             chunk.get(2).copied().unwrap_or(0),
         ];
         let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        let chars = chunk.len() + 1;
-        for i in 0..chars {
-            out.push(B64URL[((n >> (18 - 6 * i)) & 63) as usize] as char);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(alphabet[((n >> (18 - 6 * i)) & 63) as usize] as char);
+            } else if pad {
+                out.push('=');
+            }
         }
     }
     out
@@ -321,12 +334,21 @@ pub fn b64url(data: &[u8]) -> String {
 
 /// Decodes base64url (padding tolerated). `None` on a bad character.
 pub fn b64url_decode(s: &str) -> Option<Vec<u8>> {
+    decode64(s, B64URL)
+}
+
+/// Decodes standard base64 (padding tolerated). `None` on a bad character.
+pub fn b64_decode(s: &str) -> Option<Vec<u8>> {
+    decode64(s, B64)
+}
+
+fn decode64(s: &str, alphabet: &[u8; 64]) -> Option<Vec<u8>> {
     let s = s.trim_end_matches('=');
     let mut out = Vec::with_capacity(s.len() * 3 / 4);
     let mut acc: u32 = 0;
     let mut bits = 0;
     for c in s.bytes() {
-        let v = B64URL.iter().position(|&x| x == c)? as u32;
+        let v = alphabet.iter().position(|&x| x == c)? as u32;
         acc = (acc << 6) | v;
         bits += 6;
         if bits >= 8 {
