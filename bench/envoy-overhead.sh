@@ -88,14 +88,10 @@ LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 cp "$WASM" "$RUN/filter.wasm"
 WASM_BUILT=$(date -u -r "$WASM" +%Y-%m-%dT%H:%MZ)
 WASM="$RUN/filter.wasm"
-PIDS=()
+# shellcheck source=bench/processes.sh
+. "$ROOT/bench/processes.sh"
 cleanup() {
-  local pid
-  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-  for pid in "${PIDS[@]}"; do
-    for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    kill -9 "$pid" 2>/dev/null || true
-  done
+  stop_all
   if [[ "${KEEP:-0}" == 1 ]]; then say "run directory kept: $RUN"; else rm -rf "$RUN"; fi
 }
 trap cleanup EXIT

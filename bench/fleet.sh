@@ -122,7 +122,8 @@ git diff --quiet HEAD -- src 2>/dev/null || COMMIT="$COMMIT+dirty-src"
 # etcd also reads ETCD_* variables: only the flags below may configure it.
 while read -r var; do unset "$var"; done < <(compgen -e | grep '^ETCD_' || true)
 
-PIDS=()
+# shellcheck source=bench/processes.sh
+. "$ROOT/bench/processes.sh"
 ETCD_PID=()
 cleanup() {
   local pid
@@ -132,29 +133,13 @@ cleanup() {
     kill "$pid" 2>/dev/null || true
     for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
   done
-  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-  for pid in "${PIDS[@]}"; do
-    for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    kill -9 "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-  done
+  stop_all
   rm -rf "$ETCD_DATA"
   if [[ ${KEEP:-0} == 1 ]]; then say "run directory kept: $RUN"; else rm -rf "$RUN"; fi
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# Runs a command in the background, remembered for the cleanup; its pid is in $BG_PID.
-spawn() { "$@" & BG_PID=$!; PIDS+=("$BG_PID"); }
-stop_pid() { # pid: stop it, bounded, and forget it
-  local pid=$1 kept=() p
-  kill "$pid" 2>/dev/null || true
-  for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-  kill -9 "$pid" 2>/dev/null || true
-  wait "$pid" 2>/dev/null || true
-  for p in "${PIDS[@]}"; do [[ $p == "$pid" ]] || kept+=("$p"); done
-  PIDS=("${kept[@]}")
-}
 # N free TCP ports on 127.0.0.1 (bound together, so distinct; released just before use).
 free_ports() {
   python3 - "$1" <<'PY'

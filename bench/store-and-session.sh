@@ -119,30 +119,15 @@ WASM_BUILT=$(date -u -r "$WASM" +%Y-%m-%dT%H:%MZ)
 WASM="$RUN/filter.wasm"
 COMMIT=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
 git diff --quiet HEAD -- src 2>/dev/null || COMMIT="$COMMIT+dirty-src"
-PIDS=()
+# shellcheck source=bench/processes.sh
+. "$ROOT/bench/processes.sh"
 cleanup() {
-  local pid
-  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-  for pid in "${PIDS[@]}"; do
-    for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    kill -9 "$pid" 2>/dev/null || true
-  done
+  stop_all
   if [[ ${KEEP:-0} == 1 ]]; then say "run directory kept: $RUN"; else rm -rf "$RUN"; fi
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# Runs a command in the background, remembered for the cleanup; its pid is in $BG_PID.
-spawn() { "$@" & BG_PID=$!; PIDS+=("$BG_PID"); }
-stop_pid() { # pid: stop it, bounded, and forget it
-  local pid=$1 kept=() p
-  kill "$pid" 2>/dev/null || true
-  for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-  kill -9 "$pid" 2>/dev/null || true
-  wait "$pid" 2>/dev/null || true
-  for p in "${PIDS[@]}"; do [[ $p == "$pid" ]] || kept+=("$p"); done
-  PIDS=("${kept[@]}")
-}
 
 for port in $(seq "$BASE_PORT" $((BASE_PORT + 59))); do
   if ss -ltnH "sport = :$port" | grep -q .; then die "port $port is in use (set BASE_PORT)"; fi
