@@ -190,7 +190,7 @@ impl LogoutRequest {
                     runtime.metrics.logout_rejected(&rejection);
                     log(
                         LogLevel::Error,
-                        &format!("fleet: etcd did not take a logout (gRPC status {status}) and the queue is full or missing: answered 400 so the IdP may retry; enforced here only [ctx {context_id}]"),
+                        &format!("fleet: etcd did not take a logout (gRPC status {status}) and the queue is full or missing (is the sync service, root_id backchannel_logout_fleet, configured with this vm_id?): answered 400 so the IdP may retry; enforced here only [ctx {context_id}]"),
                     );
                     self.answer(&logout_rejected(&rejection))
                 }
