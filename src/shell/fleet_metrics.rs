@@ -1,8 +1,7 @@
 //! The fleet's Envoy stats (`wasmcustom.bcl.fleet.*`): the sync service's state as gauges,
 //! what it and the workers did as counters. Same-named stats of every VM are one stat.
 
-use super::abi;
-use super::metrics::Metrics;
+use super::metrics::{define, Metrics};
 use proxy_wasm::types::MetricType;
 
 pub struct FleetMetrics {
@@ -19,16 +18,6 @@ pub struct FleetMetrics {
     logouts_queued: Option<u32>,
     replays_refused: Option<u32>,
     sessions_before_load: Option<u32>,
-}
-
-fn define(kind: MetricType, name: &str) -> Option<u32> {
-    abi::define_metric(kind, name).ok()
-}
-
-fn set(id: Option<u32>, value: u64) {
-    if let Some(id) = id {
-        abi::record_metric(id, value);
-    }
 }
 
 impl FleetMetrics {
@@ -51,20 +40,20 @@ impl FleetMetrics {
     }
 
     pub fn set_connected(&self, connected: bool) {
-        set(self.connected, u64::from(connected));
+        Metrics::set(self.connected, u64::from(connected));
     }
     pub fn set_loaded(&self) {
-        set(self.loaded, 1);
+        Metrics::set(self.loaded, 1);
     }
     pub fn set_revision(&self, revision: i64) {
-        set(self.revision, revision.max(0) as u64);
+        Metrics::set(self.revision, revision.max(0) as u64);
     }
     /// From the accepting Envoy's write to this Envoy's apply (clocks of both hosts).
     pub fn set_lag_ms(&self, lag: u64) {
-        set(self.lag_ms, lag);
+        Metrics::set(self.lag_ms, lag);
     }
     pub fn set_queued(&self, queued: u32) {
-        set(self.queued, u64::from(queued));
+        Metrics::set(self.queued, u64::from(queued));
     }
     pub fn applied(&self, n: u32) {
         Metrics::add(self.applied, i64::from(n));

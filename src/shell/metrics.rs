@@ -21,7 +21,8 @@ pub struct Metrics {
     pub jwks_rejected: Option<u32>,
 }
 
-fn define(kind: MetricType, name: &str) -> Option<u32> {
+/// Defines one stat; `None` if the host refuses (the stat is then skipped, never a panic).
+pub(super) fn define(kind: MetricType, name: &str) -> Option<u32> {
     abi::define_metric(kind, name).ok()
 }
 
@@ -62,7 +63,7 @@ impl Metrics {
         }
     }
 
-    fn set(id: Option<u32>, value: u64) {
+    pub(super) fn set(id: Option<u32>, value: u64) {
         if let Some(id) = id {
             abi::record_metric(id, value);
         }
