@@ -181,7 +181,7 @@ fn decide_cookie(
             rules,
             store,
             cache,
-            now,
+            clock: &|| now,
         },
     )
     .unwrap()

@@ -5,6 +5,8 @@
 //! clients may send several `Cookie` lines and Envoy keeps them apart: a session cookie in the
 //! second line is as much a session cookie as one in the first.
 
+use crate::byte_scan::split_at_byte;
+
 /// What the `Cookie` header lines say about one cookie.
 #[derive(Debug, PartialEq, Eq)]
 pub enum CookieLookup<'a> {
@@ -20,18 +22,20 @@ pub enum CookieLookup<'a> {
 pub fn find_cookie<'a>(lines: &[&'a [u8]], name: &str) -> CookieLookup<'a> {
     let mut found = CookieLookup::Absent;
     for line in lines {
-        for pair in line.split(|b| *b == b';') {
-            let Some(eq) = pair.iter().position(|b| *b == b'=') else {
+        let mut rest = Some(*line);
+        while let Some(bytes) = rest {
+            let (pair, after) = split_at_byte(bytes, b';');
+            rest = after;
+            let (key, Some(value)) = split_at_byte(pair, b'=') else {
                 continue;
             };
-            let (key, value) = pair.split_at(eq);
             if key.trim_ascii() != name.as_bytes() {
                 continue;
             }
             if found != CookieLookup::Absent {
                 return CookieLookup::Duplicate;
             }
-            let value = value.get(1..).unwrap_or_default().trim_ascii();
+            let value = value.trim_ascii();
             let value = value
                 .strip_prefix(b"\"")
                 .and_then(|v| v.strip_suffix(b"\""))

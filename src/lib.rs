@@ -12,6 +12,7 @@ pub mod algorithm;
 pub mod base64url;
 pub mod bearer_token;
 pub mod bucket;
+pub mod byte_scan;
 pub mod config;
 pub mod cookie_header;
 pub mod der;

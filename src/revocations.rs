@@ -26,6 +26,10 @@ const REVOCATION_PREFIX: &str = "bcl:r2:";
 const REVOCATION_COUNT_KEY: &str = "bcl:r2:count";
 /// Bumped after every write that can revoke a session; see `session_cache.rs`.
 const GENERATION_KEY: &str = "bcl:r2:gen";
+/// Set in every generation read from shared data and clear in every change count: a worker
+/// whose change counter stopped answering falls back to shared data without ever taking a
+/// value of one for the other.
+const SHARED_GENERATION: u64 = 1 << 63;
 const TOKEN_ID_PREFIX: &str = "bcl:j2:";
 const TOKEN_ID_COUNT_KEY: &str = "bcl:j2:count";
 /// The replay cache holds at least this many `jti`s. Its entries live only while their token
@@ -208,16 +212,25 @@ impl RevocationStore {
             .map(|outcome| outcome.changed)
     }
 
-    /// The store's generation: changes whenever a revocation is written.
+    /// The store's generation: changes whenever a revocation is written. The host's change
+    /// counter when it has one (Envoy: a gauge, one host call that copies nothing), else the
+    /// generation value in shared data.
     pub fn generation(&self, store: &dyn SharedStore) -> Result<u64, String> {
+        if let Some(count) = store.change_count() {
+            return Ok(count & !SHARED_GENERATION);
+        }
         Ok(store
             .get(GENERATION_KEY)?
             .and_then(|(bytes, _)| bytes.first_chunk::<8>().map(|b| u64::from_le_bytes(*b)))
-            .unwrap_or(0))
+            .unwrap_or(0)
+            | SHARED_GENERATION)
     }
 
-    /// Moves the generation on (compare-and-swap; a missing key is created).
+    /// Moves the generation on (compare-and-swap; a missing key is created), and the host's
+    /// change counter. Called only after the change is written: a worker that reads the new
+    /// generation and then the store must find the change.
     pub fn bump_generation(&self, store: &dyn SharedStore) -> Result<(), String> {
+        store.count_change();
         for _ in 0..64 {
             let current = store.get(GENERATION_KEY)?;
             let (value, cas) = match &current {
@@ -551,6 +564,47 @@ mod tests {
         );
         // The retry, once the host stores again, is not a replay.
         assert!(rules.record(&memory, &logout, 100).is_ok());
-        assert_eq!(rules.generation(&memory).unwrap(), 1);
+        assert_eq!(rules.generation(&memory).unwrap(), 1 | SHARED_GENERATION);
+    }
+
+    /// Shared data with the host's change counter beside it (Envoy: a gauge).
+    struct WithChangeCounter<'a>(&'a MemoryStore, std::cell::Cell<u64>);
+
+    impl SharedStore for WithChangeCounter<'_> {
+        fn get(&self, key: &str) -> Result<Option<(Vec<u8>, u32)>, String> {
+            self.0.get(key)
+        }
+        fn set(
+            &self,
+            key: &str,
+            value: &[u8],
+            cas: Option<u32>,
+        ) -> Result<(), crate::shared_store::WriteError> {
+            self.0.set(key, value, cas)
+        }
+        fn change_count(&self) -> Option<u64> {
+            Some(self.1.get())
+        }
+        fn count_change(&self) {
+            self.1.set(self.1.get() + 1);
+        }
+    }
+
+    #[test]
+    fn the_generation_is_the_host_change_counter_when_there_is_one() {
+        let (rules, memory) = capped(10);
+        let counted = WithChangeCounter(&memory, std::cell::Cell::new(0));
+        let before = rules.generation(&counted).unwrap();
+        rules.record(&counted, &nth_logout(1), 100).unwrap();
+        let after = rules.generation(&counted).unwrap();
+        assert_eq!((before, after), (0, 1), "one change, counted once");
+        // Shared data moved as well, and its values never equal a counter's: a worker whose
+        // counter stops answering cannot take an old value for a current one.
+        let shared = rules.generation(&memory).unwrap();
+        assert_eq!(shared, 1 | SHARED_GENERATION);
+        assert_ne!(rules.generation(&memory).unwrap(), after);
+        // A fleet batch moves it too.
+        rules.bump_generation(&counted).unwrap();
+        assert_eq!(rules.generation(&counted).unwrap(), 2);
     }
 }

@@ -12,6 +12,8 @@
 //! sending many distinct made-up tokens costs a worker at most 4 MiB. A token is compared in
 //! full, so a hash collision only costs a lookup, never a wrong verdict.
 
+use crate::byte_scan::bytes_equal;
+
 /// Slots per worker.
 pub const SLOTS: usize = 1024;
 /// Tokens longer than this are not remembered (ID tokens are 1 to 2 KiB).
@@ -41,7 +43,7 @@ impl SessionCache {
         self.slots
             .get(slot_of(token))
             .and_then(Option::as_ref)
-            .is_some_and(|slot| slot.generation == generation && slot.token == token)
+            .is_some_and(|slot| slot.generation == generation && bytes_equal(&slot.token, token))
     }
 
     /// Remembers that `token` was found live under `generation` (read before the lookup).
@@ -51,7 +53,9 @@ impl SessionCache {
         }
         if let Some(slot) = self.slots.get_mut(slot_of(token)) {
             match slot {
-                Some(existing) if existing.token == token => existing.generation = generation,
+                Some(existing) if bytes_equal(&existing.token, token) => {
+                    existing.generation = generation
+                }
                 _ => {
                     *slot = Some(Slot {
                         token: token.to_vec(),

@@ -22,6 +22,17 @@ pub trait SharedStore {
     fn get(&self, key: &str) -> Result<Option<(Vec<u8>, u32)>, String>;
     /// Writes `value`; with `cas`, only if the version is still `cas`.
     fn set(&self, key: &str, value: &[u8], cas: Option<u32>) -> Result<(), WriteError>;
+
+    /// A process-wide counter that every worker can read more cheaply than a shared-data
+    /// value, moved on by [`SharedStore::count_change`] after every change of the store, or
+    /// `None` when the host has none (readers then use a generation value in shared data).
+    /// Envoy: a gauge, read with one host call that allocates nothing.
+    fn change_count(&self) -> Option<u64> {
+        None
+    }
+
+    /// Moves [`SharedStore::change_count`] on (after the store changed).
+    fn count_change(&self) {}
 }
 
 /// An in-memory [`SharedStore`] with Envoy's semantics, for tests.

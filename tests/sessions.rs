@@ -382,3 +382,43 @@ fn a_full_store_refuses_new_logouts() {
     });
     c.finish("full store");
 }
+
+/// A session this Envoy's workers remember as live is refused from the first request after the
+/// IdP's 200, on every worker, both through the change gauge (the default) and through shared
+/// data when a `stats_matcher` keeps the gauge from counting.
+#[test]
+fn a_remembered_live_session_is_refused_at_once_with_or_without_the_change_gauge() {
+    const NO_CHANGE_GAUGE: &str = "stats_config:
+  stats_matcher:
+    exclusion_list:
+      patterns:
+      - prefix: wasmcustom.bcl.store.changes
+";
+    for gauge in [true, false] {
+        let envoy = if gauge {
+            Envoy::start(&base_config())
+        } else {
+            Envoy::start_with_bootstrap(&base_config(), NO_CHANGE_GAUGE)
+        };
+        let case = if gauge { "change gauge" } else { "shared data" };
+        let mut c = Checks::new();
+        let session = Session::new("remembered");
+        let other = Session::new("other");
+        check_passes_everywhere(&mut c, &envoy, &format!("{case}: before"), &session);
+        check_passes_everywhere(&mut c, &envoy, &format!("{case}: before"), &other);
+        let r = envoy.logout(&session.logout_token());
+        check_endpoint_answer(&mut c, case, &r, 200, None);
+        check_refused_everywhere(&mut c, &envoy, &format!("{case}: after"), &session);
+        check_passes_everywhere(&mut c, &envoy, &format!("{case}: after"), &other);
+        let fell_back = envoy.log().contains("does not count");
+        c.check(fell_back != gauge, || {
+            format!("{case}: the log should say whether the gauge counts; it says {fell_back}")
+        });
+        if gauge {
+            c.check(envoy.bcl_stat("bcl.store.changes") >= 1, || {
+                format!("{case}: wasmcustom.bcl.store.changes never moved")
+            });
+        }
+        c.finish(case);
+    }
+}

@@ -112,6 +112,7 @@ extern "C" {
         return_value_size: *mut usize,
     ) -> u32;
     fn proxy_record_metric(metric_id: u32, value: u64) -> u32;
+    fn proxy_get_metric(metric_id: u32, return_value: *mut u64) -> u32;
 }
 
 /// Takes ownership of bytes the host allocated in this VM.
@@ -279,6 +280,16 @@ pub fn increment_metric(id: u32, delta: i64) {
 pub fn record_metric(id: u32, value: u64) {
     // SAFETY: no pointers.
     let _ = unsafe { proxy_record_metric(id, value) };
+}
+
+/// The current value of a counter or gauge (no allocation: the host writes one `u64`).
+pub fn metric_value(id: u32) -> Result<u64, HostStatus> {
+    let mut value: u64 = 0;
+    // SAFETY: `value` outlives the call.
+    match unsafe { proxy_get_metric(id, &mut value) } {
+        OK => Ok(value),
+        other => Err(other),
+    }
 }
 
 /// A host property (`plugin_root_id`, `plugin_vm_id`, ...) by its path segments.

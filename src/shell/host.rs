@@ -2,6 +2,7 @@
 //! signature checks, over the non-panicking [`super::abi`] calls.
 
 use super::abi;
+use super::change_gauge;
 use crate::header_map::{parse_header_map, HeaderField};
 use crate::key_set::NativeVerifier;
 use crate::responses::LocalResponse;
@@ -70,6 +71,14 @@ impl SharedStore for EnvoySharedData {
                 "set_shared_data({key}): host status {status}"
             ))),
         }
+    }
+
+    fn change_count(&self) -> Option<u64> {
+        change_gauge::read()
+    }
+
+    fn count_change(&self) {
+        change_gauge::advance();
     }
 }
 

@@ -2,6 +2,7 @@
 //! Envoy, hands them to the core, and sends back what the core decided. No decisions here.
 
 mod abi;
+mod change_gauge;
 mod fleet_metrics;
 mod fleet_service;
 mod fleet_write;

@@ -41,7 +41,7 @@ pub fn check_request(runtime: &Runtime, headers: &[HeaderField<'_>], context_id:
             rules: &runtime.rules,
             store: &EnvoySharedData,
             cache: &mut cache,
-            now: now_unix(),
+            clock: &now_unix,
         },
     );
     drop(cache);

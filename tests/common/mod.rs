@@ -287,6 +287,43 @@ impl Envoy {
         idp_port: Option<u16>,
         extra: &[(&str, String)],
     ) -> Result<Envoy, StartError> {
+        Self::try_start_rendered(
+            plugin_config,
+            template,
+            wasm,
+            with_filter,
+            idp_port,
+            extra,
+            "",
+        )
+    }
+
+    /// Starts Envoy with the test template and `bootstrap_yaml` appended to the bootstrap
+    /// (top-level keys, e.g. `stats_config`). Panics with the log when it does not come up.
+    pub fn start_with_bootstrap(plugin_config: &Value, bootstrap_yaml: &str) -> Envoy {
+        match Self::try_start_rendered(
+            plugin_config,
+            "test-minimal.yaml.tmpl",
+            None,
+            true,
+            None,
+            &[],
+            bootstrap_yaml,
+        ) {
+            Ok(e) => e,
+            Err(err) => panic!("Envoy did not start: {err:#?}"),
+        }
+    }
+
+    fn try_start_rendered(
+        plugin_config: &Value,
+        template: &str,
+        wasm: Option<PathBuf>,
+        with_filter: bool,
+        idp_port: Option<u16>,
+        extra: &[(&str, String)],
+        bootstrap_yaml: &str,
+    ) -> Result<Envoy, StartError> {
         let io = |e: std::io::Error| StartError::Io(e.to_string());
         let template_text =
             std::fs::read_to_string(repo_root().join("envoy").join(template)).map_err(io)?;
@@ -317,6 +354,8 @@ impl Envoy {
         if !with_filter {
             config = strip_wasm_filter(&config);
         }
+        config.push('\n');
+        config.push_str(bootstrap_yaml);
         Self::launch(dir, &config, upstream, 0)
     }
 
