@@ -118,21 +118,7 @@ static_resources:
           http_filters:
 YAML
     if [[ -n $wasm ]]; then
-      cat <<YAML
-          - name: envoy.filters.http.wasm
-            typed_config:
-              "@type": type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm
-              config:
-                name: backchannel_logout
-                root_id: backchannel_logout
-                vm_config:
-                  vm_id: backchannel_logout
-                  runtime: envoy.wasm.runtime.v8
-                  code: { local: { filename: "$wasm" } }
-                configuration:
-                  "@type": type.googleapis.com/google.protobuf.StringValue
-                  value: '$PLUGIN'
-YAML
+      wasm_filter_yaml "$wasm" "$PLUGIN"
     fi
     cat <<YAML
           - name: envoy.filters.http.router

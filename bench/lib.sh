@@ -29,3 +29,24 @@ print(f"OauthHMAC={b(bytes([7]) * 32)}; OauthExpires={int(sys.argv[2]) + 3600}; 
       f"BearerToken={b(bytes([3]) * 600)}; IdToken={sys.argv[1]}; RefreshToken={b(bytes([9]) * 300)}")
 PY
 }
+
+# wasm_filter_yaml WASM PLUGIN_JSON: this filter as an entry of an HTTP connection manager's
+#   http_filters (indented for the bench configs' listeners), FAIL_CLOSED as in the real configs.
+wasm_filter_yaml() { # wasm plugin_json
+  cat <<YAML
+          - name: envoy.filters.http.wasm
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm
+              config:
+                name: backchannel_logout
+                root_id: backchannel_logout
+                failure_policy: FAIL_CLOSED
+                vm_config:
+                  vm_id: backchannel_logout
+                  runtime: envoy.wasm.runtime.v8
+                  code: { local: { filename: "$1" } }
+                configuration:
+                  "@type": type.googleapis.com/google.protobuf.StringValue
+                  value: '$2'
+YAML
+}

@@ -241,22 +241,7 @@ static_resources:
               max_request_bytes: 1048576
 YAML
     if [[ -n $plugin ]]; then
-      cat <<YAML
-          - name: envoy.filters.http.wasm
-            typed_config:
-              "@type": type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm
-              config:
-                name: backchannel_logout
-                root_id: backchannel_logout
-                failure_policy: FAIL_CLOSED
-                vm_config:
-                  vm_id: backchannel_logout
-                  runtime: envoy.wasm.runtime.v8
-                  code: { local: { filename: "$WASM" } }
-                configuration:
-                  "@type": type.googleapis.com/google.protobuf.StringValue
-                  value: '$plugin'
-YAML
+      wasm_filter_yaml "$WASM" "$plugin"
     fi
     cat <<YAML
           - name: backchannel.hold_router
