@@ -25,13 +25,16 @@ thread_local! {
 /// The gauge's value, or `None` when this VM uses shared data instead.
 pub fn read() -> Option<u64> {
     let id = gauge()?;
+    // The probe left the gauge at 1 or more, so 0 means it is gone: Envoy's custom-metric
+    // eviction (`enable_eviction`) keeps non-zero gauges, but `get_metric` answers 0 for a
+    // removed one, and a generation stuck at 0 would let remembered sessions pass for ever.
     match abi::metric_value(id) {
-        Ok(value) => Some(value),
-        Err(status) => {
+        Ok(value) if value > 0 => Some(value),
+        answer => {
             GAUGE.with(|g| g.set(Some(None)));
             log(
                 LogLevel::Warn,
-                &format!("backchannel logout: {NAME} unreadable (host status {status}); using shared data"),
+                &format!("backchannel logout: {NAME} unreadable ({answer:?}); using shared data"),
             );
             None
         }
