@@ -141,57 +141,17 @@ PLUGIN_CONFIG=$(jq -cn --arg iss "$ISSUER" --arg aud "$CLIENT_ID" --argjson jwks
 }')
 
 write_config() { # file listen_port admin_port with_wasm
-  local file=$1 port=$2 admin=$3 wasm=$4
+  local file=$1 port=$2 admin=$3 wasm=""
+  [[ $4 == 1 ]] && wasm=$WASM
   {
     cat <<YAML
 admin:
   address: { socket_address: { address: 127.0.0.1, port_value: $admin } }
 static_resources:
   listeners:
-  - name: main
-    address: { socket_address: { address: 127.0.0.1, port_value: $port } }
-    filter_chains:
-    - filters:
-      - name: envoy.filters.network.http_connection_manager
-        typed_config:
-          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
-          stat_prefix: bench
-          codec_type: HTTP1
-          route_config:
-            name: bench
-            virtual_hosts:
-            - name: all
-              domains: ["*"]
-              routes:
-              - match: { path: /bff/backchannel }
-                direct_response: { status: 404, body: { inline_string: "filter missing\n" } }
-              - match: { prefix: "/" }
-                direct_response: { status: 200, body: { inline_string: "ok\n" } }
-                typed_per_filter_config:
-                  backchannel.buffer_body:
-                    "@type": type.googleapis.com/envoy.extensions.filters.http.buffer.v3.BufferPerRoute
-                    disabled: true
-                  backchannel.hold_router:
-                    "@type": type.googleapis.com/envoy.extensions.filters.http.buffer.v3.BufferPerRoute
-                    disabled: true
-          http_filters:
-          - name: backchannel.buffer_body
-            typed_config:
-              "@type": type.googleapis.com/envoy.extensions.filters.http.buffer.v3.Buffer
-              max_request_bytes: 1048576
 YAML
-    if [[ $wasm == 1 ]]; then
-      wasm_filter_yaml "$WASM" "$PLUGIN_CONFIG"
-    fi
-    cat <<YAML
-          - name: backchannel.hold_router
-            typed_config:
-              "@type": type.googleapis.com/envoy.extensions.filters.http.buffer.v3.Buffer
-              max_request_bytes: 1048576
-          - name: envoy.filters.http.router
-            typed_config:
-              "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router
-YAML
+    main_listener_yaml "$port" bench \
+      'direct_response: { status: 200, body: { inline_string: "ok\n" } }' "$wasm" "$PLUGIN_CONFIG"
   } > "$file"
 }
 

@@ -124,6 +124,8 @@ while read -r var; do unset "$var"; done < <(compgen -e | grep '^ETCD_' || true)
 
 # shellcheck source=bench/processes.sh
 . "$ROOT/bench/processes.sh"
+# shellcheck source=bench/lib.sh
+. "$ROOT/bench/lib.sh"
 ETCD_PID=()
 cleanup() {
   local pid
@@ -263,32 +265,15 @@ start_upstream() {
   local ports
   read -r -a ports <<< "$(free_ports 2)"
   UPSTREAM_PORT=${ports[0]}
-  cat > "$RUN/upstream.yaml" <<YAML
+  {
+    cat <<YAML
 admin:
   address: { socket_address: { address: 127.0.0.1, port_value: ${ports[1]} } }
 static_resources:
   listeners:
-  - name: upstream
-    address: { socket_address: { address: 127.0.0.1, port_value: ${ports[0]} } }
-    filter_chains:
-    - filters:
-      - name: envoy.filters.network.http_connection_manager
-        typed_config:
-          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
-          stat_prefix: upstream
-          codec_type: AUTO
-          route_config:
-            virtual_hosts:
-            - name: all
-              domains: ["*"]
-              routes:
-              - match: { prefix: "/" }
-                direct_response: { status: 200, body: { inline_string: "hello from upstream\n" } }
-          http_filters:
-          - name: envoy.filters.http.router
-            typed_config:
-              "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router
 YAML
+    answering_listener_yaml upstream "${ports[0]}" AUTO 'hello from upstream\n'
+  } > "$RUN/upstream.yaml"
   spawn "$ENVOY" -c "$RUN/upstream.yaml" --concurrency 1 --disable-hot-restart --log-level warn \
     > "$RUN/envoy-upstream.log" 2>&1
   upstream_ready() { [[ $(curl -s --max-time 1 "http://127.0.0.1:${ports[1]}/ready") == LIVE ]]; }

@@ -99,32 +99,15 @@ admin:
   address: { socket_address: { address: 127.0.0.1, port_value: $((port + 1)) } }
 static_resources:
   listeners:
-  - name: main
-    address: { socket_address: { address: 127.0.0.1, port_value: $port } }
-    filter_chains:
-    - filters:
-      - name: envoy.filters.network.http_connection_manager
-        typed_config:
-          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
-          stat_prefix: main
-          codec_type: HTTP1
-          route_config:
-            virtual_hosts:
-            - name: all
-              domains: ["*"]
-              routes:
+YAML
+    hcm_listener_yaml main "$port" main HTTP1
+    cat <<YAML
               - match: { prefix: "/" }
                 direct_response: { status: 200, body: { inline_string: "ok\n" } }
           http_filters:
 YAML
-    if [[ -n $wasm ]]; then
-      wasm_filter_yaml "$wasm" "$PLUGIN"
-    fi
-    cat <<YAML
-          - name: envoy.filters.http.router
-            typed_config:
-              "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router
-YAML
+    [[ -z $wasm ]] || wasm_filter_yaml "$wasm" "$PLUGIN"
+    router_filter_yaml
   } > "$file"
 }
 

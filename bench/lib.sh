@@ -50,3 +50,80 @@ wasm_filter_yaml() { # wasm plugin_json
                   value: '$2'
 YAML
 }
+
+# hcm_listener_yaml NAME PORT STAT_PREFIX CODEC: the head of a listener (under `listeners:`)
+#   with an HTTP connection manager, down to its virtual host's `routes:`; the caller writes
+#   the routes, then `http_filters:`.
+hcm_listener_yaml() { # name port stat_prefix codec
+  cat <<YAML
+  - name: $1
+    address: { socket_address: { address: 127.0.0.1, port_value: $2 } }
+    filter_chains:
+    - filters:
+      - name: envoy.filters.network.http_connection_manager
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+          stat_prefix: $3
+          codec_type: $4
+          route_config:
+            name: $3
+            virtual_hosts:
+            - name: all
+              domains: ["*"]
+              routes:
+YAML
+}
+
+# router_filter_yaml: the last entry of every http_filters list.
+router_filter_yaml() {
+  cat <<'YAML'
+          - name: envoy.filters.http.router
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router
+YAML
+}
+
+# answering_listener_yaml NAME PORT CODEC BODY: a listener that answers every request itself
+#   with 200 and BODY (the benches' upstreams).
+answering_listener_yaml() { # name port codec body
+  hcm_listener_yaml "$1" "$2" "$1" "$3"
+  cat <<YAML
+              - match: { prefix: "/" }
+                direct_response: { status: 200, body: { inline_string: "$4" } }
+          http_filters:
+YAML
+  router_filter_yaml
+}
+
+# main_listener_yaml PORT STAT_PREFIX ROUTE WASM PLUGIN_JSON: the chain of the shipped configs
+#   (buffer_body, this filter, hold_router, router; both buffers disabled on "/" as there), with
+#   ROUTE as the action of "/"; without WASM the same chain lacks only the wasm filter.
+main_listener_yaml() { # port stat_prefix route wasm|"" plugin_json
+  hcm_listener_yaml main "$1" "$2" HTTP1
+  cat <<YAML
+              - match: { path: /bff/backchannel }
+                direct_response: { status: 404, body: { inline_string: "filter missing\n" } }
+              - match: { prefix: "/" }
+                $3
+                typed_per_filter_config:
+                  backchannel.buffer_body:
+                    "@type": type.googleapis.com/envoy.extensions.filters.http.buffer.v3.BufferPerRoute
+                    disabled: true
+                  backchannel.hold_router:
+                    "@type": type.googleapis.com/envoy.extensions.filters.http.buffer.v3.BufferPerRoute
+                    disabled: true
+          http_filters:
+          - name: backchannel.buffer_body
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.buffer.v3.Buffer
+              max_request_bytes: 1048576
+YAML
+  [[ -z $4 ]] || wasm_filter_yaml "$4" "$5"
+  cat <<YAML
+          - name: backchannel.hold_router
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.buffer.v3.Buffer
+              max_request_bytes: 1048576
+YAML
+  router_filter_yaml
+}

@@ -201,77 +201,18 @@ plugin_config() { # max_revocations max_token_age skew
 }
 
 write_config() { # file base_port plugin_config|"" (ports: main base, upstream base+1, admin base+2)
-  local file=$1 port=$2 plugin=$3
+  local file=$1 port=$2 plugin=$3 wasm=""
+  [[ -n $plugin ]] && wasm=$WASM
   {
     cat <<YAML
 admin:
   address: { socket_address: { address: 127.0.0.1, port_value: $((port + 2)) } }
 static_resources:
   listeners:
-  - name: main
-    address: { socket_address: { address: 127.0.0.1, port_value: $port } }
-    filter_chains:
-    - filters:
-      - name: envoy.filters.network.http_connection_manager
-        typed_config:
-          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
-          stat_prefix: main
-          codec_type: HTTP1
-          route_config:
-            name: main
-            virtual_hosts:
-            - name: all
-              domains: ["*"]
-              routes:
-              - match: { path: /bff/backchannel }
-                direct_response: { status: 404, body: { inline_string: "filter missing\n" } }
-              - match: { prefix: "/" }
-                route: { cluster: upstream }
-                typed_per_filter_config:
-                  backchannel.buffer_body:
-                    "@type": type.googleapis.com/envoy.extensions.filters.http.buffer.v3.BufferPerRoute
-                    disabled: true
-                  backchannel.hold_router:
-                    "@type": type.googleapis.com/envoy.extensions.filters.http.buffer.v3.BufferPerRoute
-                    disabled: true
-          http_filters:
-          - name: backchannel.buffer_body
-            typed_config:
-              "@type": type.googleapis.com/envoy.extensions.filters.http.buffer.v3.Buffer
-              max_request_bytes: 1048576
 YAML
-    if [[ -n $plugin ]]; then
-      wasm_filter_yaml "$WASM" "$plugin"
-    fi
+    main_listener_yaml "$port" main "route: { cluster: upstream }" "$wasm" "$plugin"
+    answering_listener_yaml upstream $((port + 1)) HTTP1 'hello from upstream\n'
     cat <<YAML
-          - name: backchannel.hold_router
-            typed_config:
-              "@type": type.googleapis.com/envoy.extensions.filters.http.buffer.v3.Buffer
-              max_request_bytes: 1048576
-          - name: envoy.filters.http.router
-            typed_config:
-              "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router
-  - name: upstream
-    address: { socket_address: { address: 127.0.0.1, port_value: $((port + 1)) } }
-    filter_chains:
-    - filters:
-      - name: envoy.filters.network.http_connection_manager
-        typed_config:
-          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
-          stat_prefix: upstream
-          codec_type: HTTP1
-          route_config:
-            name: upstream
-            virtual_hosts:
-            - name: all
-              domains: ["*"]
-              routes:
-              - match: { prefix: "/" }
-                direct_response: { status: 200, body: { inline_string: "hello from upstream\n" } }
-          http_filters:
-          - name: envoy.filters.http.router
-            typed_config:
-              "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router
   clusters:
   - name: upstream
     type: STATIC
