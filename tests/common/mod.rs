@@ -215,6 +215,7 @@ impl Envoy {
             true,
             None,
             &[],
+            "",
         ) {
             Ok(e) => e,
             Err(err) => panic!("Envoy did not start: {err:#?}"),
@@ -229,7 +230,15 @@ impl Envoy {
         with_filter: bool,
         idp_port: Option<u16>,
     ) -> Result<Envoy, StartError> {
-        Self::try_start_inner(plugin_config, template, None, with_filter, idp_port, &[])
+        Self::try_start_inner(
+            plugin_config,
+            template,
+            None,
+            with_filter,
+            idp_port,
+            &[],
+            "",
+        )
     }
 
     /// Starts Envoy from `envoy/test-fleet.yaml.tmpl`: the filter configured by
@@ -256,6 +265,7 @@ impl Envoy {
             true,
             None,
             &etcd.envoy_placeholders_for(members),
+            "",
         ) {
             Ok(e) => e,
             Err(err) => panic!("Envoy did not start: {err:#?}"),
@@ -274,26 +284,6 @@ impl Envoy {
             true,
             None,
             &etcd.envoy_placeholders(),
-        )
-    }
-
-    /// [`Envoy::try_start_full`] with an optional filter build (`None`: [`wasm_path`]) and
-    /// the `extra` placeholders of the template (name with its `@`s, rendered text).
-    fn try_start_inner(
-        plugin_config: &Value,
-        template: &str,
-        wasm: Option<PathBuf>,
-        with_filter: bool,
-        idp_port: Option<u16>,
-        extra: &[(&str, String)],
-    ) -> Result<Envoy, StartError> {
-        Self::try_start_rendered(
-            plugin_config,
-            template,
-            wasm,
-            with_filter,
-            idp_port,
-            extra,
             "",
         )
     }
@@ -301,7 +291,7 @@ impl Envoy {
     /// Starts Envoy with the test template and `bootstrap_yaml` appended to the bootstrap
     /// (top-level keys, e.g. `stats_config`). Panics with the log when it does not come up.
     pub fn start_with_bootstrap(plugin_config: &Value, bootstrap_yaml: &str) -> Envoy {
-        match Self::try_start_rendered(
+        match Self::try_start_inner(
             plugin_config,
             "test-minimal.yaml.tmpl",
             None,
@@ -315,7 +305,10 @@ impl Envoy {
         }
     }
 
-    fn try_start_rendered(
+    /// [`Envoy::try_start_full`] with an optional filter build (`None`: [`wasm_path`]), the
+    /// `extra` placeholders of the template (name with its `@`s, rendered text) and
+    /// `bootstrap_yaml` appended to the rendered bootstrap.
+    fn try_start_inner(
         plugin_config: &Value,
         template: &str,
         wasm: Option<PathBuf>,
